@@ -1,0 +1,56 @@
+# Every target creates and uses the local virtual environment on its own.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+INVBENCH := $(BIN)/invbench
+# The offline CIFAR-10 copy (no download needed); CI builds it from ../shared/data.
+DATA_DIR ?= data
+SHARED_DATA ?= ../shared/data
+export INVBENCH_DATA_DIR ?= $(abspath $(DATA_DIR))
+REPRODUCE_DIR ?= runs/reproduce-$(shell date +%Y%m%d-%H%M%S)
+SMOKE_SET := --set train.epochs=1 --set data.limit_train=2048 --set data.limit_test=2048
+
+.PHONY: install test lint format data train-conv train-inv reproduce smoke clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Builds $(DATA_DIR)/cifar-10-python.tar.gz from the shared JPEG copy (once).
+data: $(INSTALLED)
+	$(BIN)/python $(SHARED_DATA)/build_cifar10.py $(DATA_DIR)
+
+train-conv: $(INSTALLED)
+	$(INVBENCH) train --config configs/conv.yaml
+
+train-inv: $(INSTALLED)
+	$(INVBENCH) train --config configs/inv.yaml
+
+# The article's experiment: both models, 20 epochs each, then side by side.
+reproduce: $(INSTALLED)
+	$(INVBENCH) train --config configs/conv.yaml --config configs/inv.yaml --runs-dir $(REPRODUCE_DIR)
+	$(INVBENCH) compare $(REPRODUCE_DIR)
+
+# One epoch of each model on 2,048 images: proves the whole path works.
+smoke: $(INSTALLED)
+	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml $(SMOKE_SET) --runs-dir runs/smoke
+	$(INVBENCH) compare runs/smoke
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

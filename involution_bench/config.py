@@ -1,0 +1,356 @@
+"""Experiment configs: the YAML schema, its validation and `--set` overrides.
+
+A config has five sections: `name`, `seed`, `data`, `model` and `train`. The
+model is a list of layer entries, each either a bare kind (`- relu`) or a
+mapping with one key naming the kind and its arguments
+(`- conv2d: {filters: 32, kernel_size: 3}`). Everything is checked here,
+before any TensorFlow work, and every problem becomes a `ConfigError` that
+names the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from involution_bench.errors import ConfigError
+
+NUM_CLASSES = 10
+
+
+def _yaml_float(value: Any) -> Any:
+    # PyYAML reads `1e-3` (no dot) as a string; accept what a person means.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_yaml_float)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+LayerName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] | None
+Activation = Literal["relu", "gelu", "swish", "sigmoid", "tanh", "softmax"] | None
+
+
+class _Section(BaseModel):
+    # strict: no silent "32" -> 32 or true -> 1; forbid: typos are errors.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---- layer kinds: argument names follow the Keras constructors ----
+
+
+class Conv2DArgs(_Section):
+    filters: PositiveInt
+    kernel_size: PositiveInt = 3
+    strides: PositiveInt = 1
+    padding: Literal["same", "valid"] = "valid"
+    activation: Activation = None
+    use_bias: bool = True
+    name: LayerName = None
+
+
+class InvolutionArgs(_Section):
+    kernel_size: PositiveInt = 3
+    stride: PositiveInt = 1
+    groups: PositiveInt = 1
+    reduction_ratio: PositiveInt = 4
+    name: LayerName = None
+
+
+class PoolArgs(_Section):
+    pool_size: PositiveInt = 2
+    strides: PositiveInt | None = None
+    padding: Literal["same", "valid"] = "valid"
+    name: LayerName = None
+
+
+class BatchNormArgs(_Section):
+    momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.99
+    epsilon: PositiveFloat = 1e-3
+    name: LayerName = None
+
+
+class DenseArgs(_Section):
+    units: PositiveInt
+    activation: Activation = None
+    use_bias: bool = True
+    name: LayerName = None
+
+
+class DropoutArgs(_Section):
+    rate: Annotated[Float, Field(ge=0, lt=1)]
+    name: LayerName = None
+
+
+class NameOnlyArgs(_Section):
+    name: LayerName = None
+
+
+LAYER_KINDS: dict[str, type[_Section]] = {
+    "conv2d": Conv2DArgs,
+    "involution": InvolutionArgs,
+    "relu": NameOnlyArgs,
+    "max_pool": PoolArgs,
+    "avg_pool": PoolArgs,
+    "batch_norm": BatchNormArgs,
+    "flatten": NameOnlyArgs,
+    "dense": DenseArgs,
+    "dropout": DropoutArgs,
+    "global_avg_pool": NameOnlyArgs,
+}
+
+
+IMAGE_LAYERS = ("conv2d", "involution", "max_pool", "avg_pool", "global_avg_pool", "flatten")
+
+
+# ---- sections ----
+
+
+class DataConfig(_Section):
+    dir: str | None = None
+    limit_train: PositiveInt | None = None
+    limit_test: PositiveInt | None = None
+
+
+class ModelConfig(_Section):
+    # height, width, channels
+    input_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = [32, 32, 3]
+    # Entries are checked kind by kind in `_normalize_layers`.
+    layers: list[Any] = Field(min_length=1)
+
+
+class TrainConfig(_Section):
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 256
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    learning_rate: PositiveFloat = 1e-3
+    jit_compile: bool = False
+
+
+class ExperimentConfig(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+    seed: Annotated[int, Field(ge=0)] = 42
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def layers(self) -> list[tuple[str, dict[str, Any]]]:
+        """The model's layers as (kind, arguments) pairs, defaults filled in."""
+        return [next(iter(entry.items())) for entry in self.model.layers]
+
+
+# ---- loading ----
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read, validate and resolve a YAML config, applying `a.b=value` overrides."""
+    source = str(path)
+    raw = _read_yaml(Path(path))
+    config = _validate(raw, source)
+    overrides = list(overrides)
+    if not overrides:
+        return config
+    resolved = config_to_dict(config)
+    for override in overrides:
+        _apply_override(resolved, override)
+    return _validate(resolved, f"{source} (with --set)")
+
+
+def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
+    """Validate a config given as plain data (what `config.yaml` holds)."""
+    return _validate(raw, source)
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain data for YAML: every key, defaults included, so a run can be repeated."""
+    return config.model_dump(mode="json")
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a folder, not a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot be read ({exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
+
+
+def _validate(raw: Any, source: str) -> ExperimentConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, None, "must be a YAML mapping with name, model, ...")
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc, source, ExperimentConfig) from None
+    layers = _normalize_layers(config.model.layers, source)
+    config = config.model_copy(update={"model": config.model.model_copy(update={"layers": layers})})
+    _check_shapes(config, source)
+    return config
+
+
+def _normalize_layers(entries: list[Any], source: str) -> list[dict[str, dict[str, Any]]]:
+    normalized = []
+    for index, entry in enumerate(entries):
+        key = f"model.layers[{index}]"
+        if isinstance(entry, str):
+            kind, args = entry, {}
+        elif isinstance(entry, Mapping) and len(entry) == 1:
+            kind, args = next(iter(entry.items()))
+            args = {} if args is None else args
+        else:
+            raise ConfigError(
+                source, key, "must be a layer kind, or a mapping with one key: the kind"
+            )
+        if kind not in LAYER_KINDS:
+            raise ConfigError(source, key, f"unknown layer kind {kind!r}{_hint(kind, LAYER_KINDS)}")
+        if not isinstance(args, Mapping):
+            raise ConfigError(source, f"{key}.{kind}", "arguments must be a mapping")
+        schema = LAYER_KINDS[kind]
+        try:
+            parsed = schema.model_validate(args)
+        except ValidationError as exc:
+            raise _config_error(exc, source, schema, prefix=(f"{key}.{kind}",)) from None
+        normalized.append({kind: parsed.model_dump(mode="json")})
+    return normalized
+
+
+def _check_shapes(config: ExperimentConfig, source: str) -> None:
+    """Walk the layer shapes: catch impossible models here rather than deep in Keras."""
+    height, width, channels = config.model.input_shape
+    features: int | None = None  # set once the tensor is flat
+    for index, (kind, args) in enumerate(config.layers):
+        key = f"model.layers[{index}].{kind}"
+        spatial = features is None
+        if kind in IMAGE_LAYERS and not spatial:
+            raise ConfigError(source, key, "needs an image-shaped input, but it is flat here")
+        if kind == "conv2d":
+            height, width = _conv_out(height, width, args["kernel_size"], args["strides"], args)
+            channels = args["filters"]
+        elif kind == "involution":
+            if args["kernel_size"] % 2 == 0:
+                raise ConfigError(source, f"{key}.kernel_size", "must be odd")
+            if channels % args["groups"]:
+                raise ConfigError(
+                    source,
+                    f"{key}.groups",
+                    f"{args['groups']} does not divide the {channels} input channels",
+                )
+            height, width = math.ceil(height / args["stride"]), math.ceil(width / args["stride"])
+        elif kind in ("max_pool", "avg_pool"):
+            strides = args["strides"] or args["pool_size"]
+            height, width = _conv_out(height, width, args["pool_size"], strides, args)
+        elif kind == "flatten":
+            features = height * width * channels
+        elif kind == "global_avg_pool":
+            features = channels
+        elif kind == "dense":
+            if spatial:
+                raise ConfigError(source, key, "needs a flat input: add flatten or global_avg_pool")
+            features = args["units"]
+        if height < 1 or width < 1:
+            raise ConfigError(source, key, "shrinks the image to nothing")
+    if features != NUM_CLASSES:
+        raise ConfigError(
+            source,
+            "model.layers",
+            f"must end in {NUM_CLASSES} outputs (one per CIFAR-10 class), "
+            f"not {features if features is not None else 'an image'}",
+        )
+
+
+def _conv_out(height: int, width: int, size: int, stride: int, args: Mapping) -> tuple[int, int]:
+    if args["padding"] == "same":
+        return math.ceil(height / stride), math.ceil(width / stride)
+    return (height - size) // stride + 1, (width - size) // stride + 1
+
+
+def _apply_override(resolved: dict[str, Any], override: str) -> None:
+    path, sep, value_text = override.partition("=")
+    if not sep or not path:
+        raise ConfigError("--set", override, "must look like key.path=value")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        raise ConfigError("--set", path, f"value {value_text!r} is not valid YAML") from None
+    parts = path.split(".")
+    node: Any = resolved
+    for depth, part in enumerate(parts):
+        here = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError("--set", here, f"list index must be 0..{len(node) - 1}")
+            part = int(part)
+        elif isinstance(node, dict):
+            if part not in node:
+                raise ConfigError("--set", here, f"no such key{_hint(part, node)}")
+        else:
+            raise ConfigError("--set", here, "goes below a value that has no keys")
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def _config_error(
+    exc: ValidationError, source: str, schema: type[BaseModel], prefix: tuple = ()
+) -> ConfigError:
+    error = exc.errors()[0]
+    loc = prefix + tuple(error["loc"])
+    key = _format_key(loc)
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(schema, tuple(error["loc"][:-1]))
+        return ConfigError(source, key, f"unknown key{_hint(str(loc[-1]), allowed)}")
+    message = error["msg"][0].lower() + error["msg"][1:]
+    if error["type"] == "missing":
+        return ConfigError(source, key, "is required")
+    return ConfigError(source, key, f"{message}, got {error['input']!r}")
+
+
+def _fields_at(schema: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = schema.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        schema = annotation
+    return list(schema.model_fields)
+
+
+def _format_key(loc: tuple) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else str(part)
+    return key
+
+
+def _hint(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""

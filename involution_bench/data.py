@@ -1,0 +1,194 @@
+"""CIFAR-10: the arrays (Keras download or an offline copy) and the tf.data pipelines.
+
+Images stay uint8 in memory (150 MB for the training set) and are scaled to
+[0, 1] float32 inside the pipeline, batch by batch; the article's float64
+copies cost over a gigabyte.
+
+An offline copy is a folder holding `cifar-10-batches-py/` or
+`cifar-10-python.tar.gz` in the official python layout. Its pickles are read
+with an unpickler that only rebuilds plain data and NumPy arrays, so a
+tampered file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from involution_bench.errors import DataError
+
+CLASS_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+DATA_DIR_ENV = "INVBENCH_DATA_DIR"
+BATCHES_FOLDER = "cifar-10-batches-py"
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+IMAGE_VALUES = 32 * 32 * 3
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """The data set as arrays: images `(N, 32, 32, 3)` uint8, labels `(N,)` int32."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def limited(self, train: int | None, test: int | None) -> Cifar10:
+        """The first `train` and `test` images (all where None)."""
+        return Cifar10(
+            self.x_train[:train],
+            self.y_train[:train],
+            self.x_test[:test],
+            self.y_test[:test],
+            self.source,
+        )
+
+
+def resolve_data_dir(configured: str | None) -> Path | None:
+    """The offline folder to use: the config's `data.dir`, else $INVBENCH_DATA_DIR, else None."""
+    chosen = configured or os.environ.get(DATA_DIR_ENV) or None
+    return Path(chosen).expanduser() if chosen else None
+
+
+def load_cifar10(data_dir: Path | None = None) -> Cifar10:
+    """CIFAR-10 from an offline folder, or through Keras' download cache when None."""
+    if data_dir is None:
+        import keras  # the download path alone needs Keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        return Cifar10(
+            x_train,
+            y_train.reshape(-1).astype(np.int32),
+            x_test,
+            y_test.reshape(-1).astype(np.int32),
+            "Keras download cache (~/.keras/datasets)",
+        )
+    return _load_offline(data_dir)
+
+
+def _load_offline(data_dir: Path) -> Cifar10:
+    if not data_dir.is_dir():
+        raise DataError(str(data_dir), "data folder does not exist")
+    folder, archive = data_dir / BATCHES_FOLDER, data_dir / ARCHIVE_NAME
+    if folder.is_dir():
+        blobs = {}
+        for name in (*TRAIN_BATCHES, TEST_BATCH):
+            path = folder / name
+            if not path.is_file():
+                raise DataError(str(path), "missing batch file (incomplete CIFAR-10 copy)")
+            blobs[name] = path.read_bytes()
+        source = str(folder)
+    elif archive.is_file():
+        blobs = _read_archive(archive)
+        source = str(archive)
+    else:
+        raise DataError(str(data_dir), f"holds neither {BATCHES_FOLDER}/ nor {ARCHIVE_NAME}")
+    train = [_parse_batch(blobs[name], f"{source}/{name}") for name in TRAIN_BATCHES]
+    x_test, y_test = _parse_batch(blobs[TEST_BATCH], f"{source}/{TEST_BATCH}")
+    return Cifar10(
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        x_test,
+        y_test,
+        source,
+    )
+
+
+def _read_archive(archive: Path) -> dict[str, bytes]:
+    wanted = {f"{BATCHES_FOLDER}/{name}": name for name in (*TRAIN_BATCHES, TEST_BATCH)}
+    blobs = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    blobs[wanted[member.name]] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(str(archive), f"truncated or corrupted archive ({exc})") from None
+    missing = sorted(set(wanted.values()) - set(blobs))
+    if missing:
+        raise DataError(str(archive), f"archive lacks {', '.join(missing)}")
+    return blobs
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Rebuilds dicts, lists, bytes and NumPy arrays; refuses every other global."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = _DataUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as exc:  # any unpickling failure means a damaged file
+        raise DataError(where, f"truncated or corrupted batch file ({exc})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(where, "not a CIFAR-10 batch (no data and labels)")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_VALUES:
+        raise DataError(where, f"data must be uint8 rows of {IMAGE_VALUES} values")
+    if labels.shape != (len(data),):
+        raise DataError(where, f"{len(labels)} labels for {len(data)} images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+        raise DataError(where, "labels outside 0..9")
+    # Rows hold 1024 red, then green, then blue values.
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.int32)
+
+
+def make_datasets(data: Cifar10, batch_size: int, seed: int):
+    """(train, validation) tf.data pipelines: train reshuffled every epoch from `seed`."""
+    import tensorflow as tf
+
+    def scale(images, labels):
+        return tf.cast(images, tf.float32) / 255.0, labels
+
+    autotune = tf.data.AUTOTUNE
+    train = (
+        tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+        .shuffle(len(data.x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(scale, num_parallel_calls=autotune)
+        .prefetch(autotune)
+    )
+    validation = (
+        tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
+        .batch(batch_size)
+        .map(scale, num_parallel_calls=autotune)
+        .prefetch(autotune)
+    )
+    return train, validation

@@ -1,0 +1,183 @@
+"""Involution: the op and the Keras layer.
+
+Li et al., "Involution: Inverting the Inherence of Convolution for Visual
+Recognition", CVPR 2021 (arXiv 2103.06255). The layer follows the official
+implementation (github.com/d-li14/involution): a kernel generated per
+position by a 1x1 reduce convolution, batch norm, ReLU and a 1x1 span
+convolution, shared by the channels of a contiguous group.
+
+For output position (i, j) and channel c in group g = c // (C / G):
+
+    out[i, j, c] = sum_{u, v} kernel[i, j, u*K + v, g] * x[i*s + u - p, j*s + v - p, c]
+
+with TF "SAME" padding. The op accumulates K*K shifted, strided views of the
+padded input instead of the `extract_patches` form, which materializes a
+tensor K*K times the size of the input.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def involution(
+    inputs: tf.Tensor,
+    kernel: tf.Tensor,
+    kernel_size: int,
+    stride: int = 1,
+    groups: int = 1,
+) -> tf.Tensor:
+    """Apply per-position involution kernels to an NHWC tensor.
+
+    Args:
+        inputs: `(B, H, W, C)`; C must be known and divisible by `groups`.
+        kernel: `(B, ceil(H/stride), ceil(W/stride), kernel_size**2, groups)`,
+            the K*K axis in row-major (u*K + v) order.
+        kernel_size: K, the kernel's height and width.
+        stride: step between output positions.
+        groups: G, contiguous channel blocks that share one kernel.
+
+    Returns:
+        `(B, ceil(H/stride), ceil(W/stride), C)`.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    kernel = tf.cast(kernel, inputs.dtype)
+    channels = inputs.shape[-1]
+    if channels is None or channels % groups:
+        raise ValueError(f"groups={groups} must divide the input channels ({channels})")
+    shape = tf.shape(inputs)
+    batch, height, width = shape[0], shape[1], shape[2]
+    out_height = (height + stride - 1) // stride
+    out_width = (width + stride - 1) // stride
+    # TF "SAME": pad so the last window fits, the odd pixel going after.
+    pad_height = tf.maximum((out_height - 1) * stride + kernel_size - height, 0)
+    pad_width = tf.maximum((out_width - 1) * stride + kernel_size - width, 0)
+    padded = tf.pad(
+        inputs,
+        [
+            [0, 0],
+            [pad_height // 2, pad_height - pad_height // 2],
+            [pad_width // 2, pad_width - pad_width // 2],
+            [0, 0],
+        ],
+    )
+    grouped_shape = [batch, out_height, out_width, groups, channels // groups]
+    kernel = kernel[..., tf.newaxis]  # broadcast over a group's channels
+    output = None
+    for u in range(kernel_size):
+        for v in range(kernel_size):
+            window = padded[
+                :,
+                u : u + (out_height - 1) * stride + 1 : stride,
+                v : v + (out_width - 1) * stride + 1 : stride,
+                :,
+            ]
+            term = tf.reshape(window, grouped_shape) * kernel[:, :, :, u * kernel_size + v]
+            output = term if output is None else output + term
+    return tf.reshape(output, [batch, out_height, out_width, channels])
+
+
+@keras.saving.register_keras_serializable(package="involution_bench")
+class Involution(keras.layers.Layer):
+    """Involution layer with a kernel generated from its input; keeps the channel count.
+
+    Args:
+        kernel_size: K, the height and width of each per-position kernel.
+        stride: step between output positions; the kernel is generated from
+            the input average-pooled by the same stride.
+        groups: G, contiguous channel blocks sharing a kernel; must divide C.
+        reduction_ratio: r; the kernel generator's hidden width is max(1, C // r).
+        **kwargs: standard layer arguments (name, dtype, ...).
+
+    Example:
+        >>> layer = Involution(kernel_size=3, groups=1, reduction_ratio=2)
+        >>> layer(tf.zeros((2, 32, 32, 3))).shape
+        TensorShape([2, 32, 32, 3])
+        >>> layer.generate_kernel(tf.zeros((2, 32, 32, 3))).shape  # for kernel maps
+        TensorShape([2, 32, 32, 9, 1])
+
+    Reference:
+        Li et al., "Involution: Inverting the Inherence of Convolution for
+        Visual Recognition", CVPR 2021.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        reduction_ratio: int = 4,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        for arg, value in [
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("groups", groups),
+            ("reduction_ratio", reduction_ratio),
+        ]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Involution {arg} must be a positive integer, got {value!r}")
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.groups = groups
+        self.reduction_ratio = reduction_ratio
+
+    def build(self, input_shape) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("Involution needs a known channel count")
+        if channels % self.groups:
+            raise ValueError(
+                f"Involution groups={self.groups} must divide the input channels ({channels})"
+            )
+        self.pool = (
+            keras.layers.AveragePooling2D(self.stride, self.stride, padding="same", name="pool")
+            if self.stride > 1
+            else None
+        )
+        self.reduce = keras.layers.Conv2D(
+            max(1, channels // self.reduction_ratio), 1, name="reduce"
+        )
+        self.norm = keras.layers.BatchNormalization(name="norm")
+        self.span = keras.layers.Conv2D(self.kernel_size**2 * self.groups, 1, name="span")
+        shape = tuple(input_shape)
+        if self.pool is not None:
+            self.pool.build(shape)
+            shape = self.pool.compute_output_shape(shape)
+        self.reduce.build(shape)
+        shape = self.reduce.compute_output_shape(shape)
+        self.norm.build(shape)
+        self.span.build(shape)
+
+    def generate_kernel(self, inputs, training=None) -> tf.Tensor:
+        """The kernel this layer applies to `inputs`: `(B, H', W', K*K, G)`."""
+        features = self.pool(inputs) if self.pool is not None else inputs
+        features = self.reduce(features)
+        features = tf.nn.relu(self.norm(features, training=training))
+        kernel = self.span(features)
+        shape = tf.shape(kernel)
+        return tf.reshape(kernel, [shape[0], shape[1], shape[2], self.kernel_size**2, self.groups])
+
+    def call(self, inputs, training=None):
+        kernel = self.generate_kernel(inputs, training=training)
+        return involution(inputs, kernel, self.kernel_size, self.stride, self.groups)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+
+        def scaled(size):
+            return None if size is None else -(-size // self.stride)
+
+        return (batch, scaled(height), scaled(width), channels)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            groups=self.groups,
+            reduction_ratio=self.reduction_ratio,
+        )
+        return config

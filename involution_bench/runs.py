@@ -1,0 +1,130 @@
+"""Run folders: naming, atomic writes, status, and reading runs back.
+
+A run folder is `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]/`. Every file in it is
+written to a temporary name and renamed into place, so a reader never sees a
+half-written file, and `summary.json`'s status is set to `completed` last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from involution_bench.errors import RunError
+
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.json"
+MODEL_FILE = "model.keras"
+STATUSES = ("running", "completed", "failed", "interrupted")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+
+
+def ensure_root(root: Path) -> Path:
+    """Create the output root, or explain why it cannot be used."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(str(root), f"cannot create the output folder ({exc.strerror})") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise RunError(str(root), "output folder is not writable")
+    return root
+
+
+def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
+    """A new, empty run folder; never reuses an existing one, even within the same second."""
+    ensure_root(root)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    attempt = 1
+    while True:
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        candidate = root / f"{stamp}-{name}{suffix}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            attempt += 1
+            continue
+        except OSError as exc:
+            raise RunError(str(candidate), f"cannot create run folder ({exc.strerror})") from None
+        return candidate
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temporary sibling, flush it to disk, then rename over `path`."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(str(path), f"cannot be read ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder as read back from disk."""
+
+    path: Path
+    summary: dict[str, Any]
+    history: dict[str, list[float]]
+
+    @property
+    def name(self) -> str:
+        return self.summary.get("name", self.path.name)
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history.get("val_accuracy", []))
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / SUMMARY_FILE).is_file()
+
+
+def load_run(path: Path) -> Run:
+    if not path.exists():
+        raise RunError(str(path), "no such folder")
+    if not is_run_dir(path):
+        raise RunError(str(path), f"not a run folder (no {SUMMARY_FILE})")
+    summary = read_json(path / SUMMARY_FILE)
+    history_path = path / HISTORY_FILE
+    history = read_json(history_path) if history_path.is_file() else {}
+    if not isinstance(summary, dict) or not isinstance(history, dict):
+        raise RunError(str(path), "summary.json and history.json must hold JSON objects")
+    return Run(path, summary, history)
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run folders at or below `root`, oldest first."""
+    if is_run_dir(root):
+        return [root]
+    if not root.is_dir():
+        raise RunError(str(root), "no such folder")
+    found = [summary.parent for summary in root.rglob(SUMMARY_FILE)]
+    return sorted(found, key=lambda path: (path.name[:15], str(path)))
+
+
+def newest_run(root: Path) -> Path:
+    runs = find_runs(root)
+    if not runs:
+        raise RunError(str(root), "holds no runs yet; train one with `invbench train`")
+    return runs[-1]

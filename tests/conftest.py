@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny CIFAR-10 copy in the official layout, and tiny configs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TRAIN_PER_BATCH = 16
+TEST_IMAGES = 24
+
+
+def make_batch(rng: np.random.Generator, count: int, label: str) -> dict:
+    return {
+        b"batch_label": label.encode(),
+        b"labels": [int(v) for v in rng.integers(0, 10, count)],
+        b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{i}.png".encode() for i in range(count)],
+    }
+
+
+def write_cifar_folder(root: Path, seed: int = 0) -> Path:
+    """`root/cifar-10-batches-py/` with 5 x 16 training and 24 test images."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for index in range(1, 6):
+        batch = make_batch(rng, TRAIN_PER_BATCH, f"training batch {index} of 5")
+        (folder / f"data_batch_{index}").write_bytes(pickle.dumps(batch, protocol=2))
+    batch = make_batch(rng, TEST_IMAGES, "testing batch 1 of 1")
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory) -> Path:
+    return write_cifar_folder(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture(scope="session")
+def cifar_archive_dir(cifar_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar_archive")
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(cifar_dir / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return root
+
+
+TINY_MODEL = [
+    {"involution": {"kernel_size": 3, "reduction_ratio": 1, "name": "inv_1"}},
+    "relu",
+    {"max_pool": {"pool_size": 4}},
+    {"conv2d": {"filters": 4, "kernel_size": 3, "padding": "same"}},
+    {"max_pool": {"pool_size": 4}},
+    "flatten",
+    {"dense": {"units": 10}},
+]
+
+
+def tiny_config(name: str = "tiny", **train) -> dict:
+    return {
+        "name": name,
+        "seed": 7,
+        "model": {"input_shape": [32, 32, 3], "layers": TINY_MODEL},
+        "train": {"epochs": 2, "batch_size": 32, **train},
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config mapping (or raw text) to a YAML file and return its path."""
+
+    def write(content, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        path.write_text(text)
+        return path
+
+    return write

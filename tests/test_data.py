@@ -1,0 +1,118 @@
+"""Loading CIFAR-10 from offline copies, refusing bad ones, and the tf.data pipelines."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TEST_IMAGES, TRAIN_PER_BATCH
+
+from involution_bench.data import DATA_DIR_ENV, load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.errors import DataError
+
+
+def test_folder_layout_loads_as_uint8_nhwc(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    assert data.x_train.shape == (5 * TRAIN_PER_BATCH, 32, 32, 3)
+    assert data.x_test.shape == (TEST_IMAGES, 32, 32, 3)
+    assert data.x_train.dtype == np.uint8 and data.y_train.dtype == np.int32
+    raw = pickle.loads((cifar_dir / "cifar-10-batches-py" / "data_batch_2").read_bytes())
+    row = raw[b"data"][3]
+    image = data.x_train[TRAIN_PER_BATCH + 3]
+    # A row holds 1024 red, then 1024 green, then 1024 blue values, row-major.
+    assert image[0, 0, 0] == row[0] and image[0, 1, 0] == row[1]
+    assert image[1, 0, 1] == row[1024 + 32] and image[31, 31, 2] == row[3071]
+    assert data.y_train[TRAIN_PER_BATCH + 3] == raw[b"labels"][3]
+
+
+def test_archive_layout_gives_the_same_arrays(cifar_dir, cifar_archive_dir):
+    folder, archive = load_cifar10(cifar_dir), load_cifar10(cifar_archive_dir)
+    np.testing.assert_array_equal(folder.x_train, archive.x_train)
+    np.testing.assert_array_equal(folder.y_test, archive.y_test)
+    assert archive.source.endswith("cifar-10-python.tar.gz")
+
+
+def test_limits_take_the_first_images(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    limited = data.limited(10, 5)
+    assert len(limited.x_train) == 10 and len(limited.y_test) == 5
+    np.testing.assert_array_equal(limited.x_train, data.x_train[:10])
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert resolve_data_dir(None) is None
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert resolve_data_dir(None) == tmp_path
+    assert resolve_data_dir("/elsewhere") == tmp_path.__class__("/elsewhere")
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="data folder does not exist"):
+        load_cifar10(tmp_path / "absent")
+
+
+def test_folder_without_cifar(tmp_path):
+    with pytest.raises(DataError, match="holds neither cifar-10-batches-py/ nor"):
+        load_cifar10(tmp_path)
+
+
+def test_incomplete_folder(cifar_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(cifar_dir, copy)
+    (copy / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(DataError, match="data_batch_3: missing batch file"):
+        load_cifar10(copy)
+
+
+def test_truncated_batch_file(cifar_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(cifar_dir, copy)
+    batch = copy / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(batch.read_bytes()[:500])
+    with pytest.raises(DataError, match="test_batch: truncated or corrupted batch file"):
+        load_cifar10(copy)
+
+
+def test_truncated_archive(cifar_archive_dir, tmp_path):
+    archive = cifar_archive_dir / "cifar-10-python.tar.gz"
+    (tmp_path / archive.name).write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz: truncated or corrupted archive"):
+        load_cifar10(tmp_path)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickle_that_would_run_code_is_refused(cifar_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(cifar_dir, copy)
+    (copy / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(DataError, match=r"refusing to load builtins.print"):
+        load_cifar10(copy)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_pipeline_scales_batches_and_reshuffles_each_epoch(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    train, validation = make_datasets(data, batch_size=32, seed=3)
+    first_epoch = [(x.numpy(), y.numpy()) for x, y in train]
+    second_epoch = [y.numpy() for _, y in train]
+    images = first_epoch[0][0]
+    assert images.dtype == np.float32 and images.shape == (32, 32, 32, 3)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert [len(y) for _, y in first_epoch] == [32, 32, 16]
+    epoch_labels = np.concatenate([y for _, y in first_epoch])
+    assert sorted(epoch_labels) == sorted(data.y_train)  # every image once per epoch
+    assert not np.array_equal(epoch_labels, np.concatenate(second_epoch))
+    # The same seed gives the same order in a new pipeline.
+    again, _ = make_datasets(data, batch_size=32, seed=3)
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in again]), epoch_labels)
+    # Validation keeps the file order and covers the whole test split.
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in validation]), data.y_test)
+    x0 = next(iter(validation))[0].numpy()[0]
+    np.testing.assert_allclose(x0, data.x_test[0] / 255.0, rtol=1e-6)

@@ -1,0 +1,154 @@
+"""The involution op against a direct-loop reference, its gradients, and the layer."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from reference import involution_reference
+
+import involution_bench  # noqa: F401  (registers the layer for loading)
+from involution_bench.layers import Involution, involution
+
+# (batch, height, width, channels, kernel_size, stride, groups)
+SHAPES = [
+    (2, 5, 7, 4, 3, 1, 1),
+    (2, 5, 7, 4, 3, 1, 2),
+    (1, 9, 6, 8, 7, 1, 4),
+    (1, 9, 6, 8, 7, 2, 2),
+    (2, 7, 7, 3, 3, 2, 1),
+    (3, 8, 5, 6, 3, 2, 3),
+    (1, 1, 1, 2, 3, 1, 1),
+]
+
+
+def random_case(shape, seed=0):
+    batch, height, width, channels, kernel_size, stride, groups = shape
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, height, width, channels))
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    kernel = rng.normal(size=(batch, out_h, out_w, kernel_size**2, groups))
+    return x, kernel
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_op_matches_direct_reference(shape):
+    x, kernel = random_case(shape)
+    _, _, _, _, kernel_size, stride, groups = shape
+    expected = involution_reference(x, kernel, kernel_size, stride, groups)
+    actual = involution(tf.constant(x), tf.constant(kernel), kernel_size, stride, groups)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_op_float32_close_to_reference():
+    shape = (2, 6, 6, 8, 3, 1, 2)
+    x, kernel = random_case(shape, seed=3)
+    actual = involution(tf.constant(x, tf.float32), tf.constant(kernel, tf.float32), 3, 1, 2)
+    assert actual.dtype == tf.float32
+    np.testing.assert_allclose(
+        actual.numpy(), involution_reference(x, kernel, 3, 1, 2), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6, 4, 3, 1, 2), (1, 7, 5, 4, 7, 2, 2)], ids=str)
+def test_op_gradients_match_numeric(shape):
+    """Directional derivatives of a scalar loss: tape gradients against central differences."""
+    x, kernel = random_case(shape, seed=1)
+    _, _, _, _, kernel_size, stride, groups = shape
+    rng = np.random.default_rng(2)
+    weights = rng.normal(size=involution_reference(x, kernel, kernel_size, stride, groups).shape)
+
+    def loss(x, kernel):
+        output = involution(tf.constant(x), tf.constant(kernel), kernel_size, stride, groups)
+        return float(tf.reduce_sum(output * weights))
+
+    x_t, kernel_t = tf.constant(x), tf.constant(kernel)
+    with tf.GradientTape() as tape:
+        tape.watch([x_t, kernel_t])
+        output = involution(x_t, kernel_t, kernel_size, stride, groups)
+        total = tf.reduce_sum(output * weights)
+    grad_x, grad_kernel = (g.numpy() for g in tape.gradient(total, [x_t, kernel_t]))
+    step = 1e-4
+    for _ in range(4):
+        dx, dk = rng.normal(size=x.shape), rng.normal(size=kernel.shape)
+        numeric_x = (loss(x + step * dx, kernel) - loss(x - step * dx, kernel)) / (2 * step)
+        numeric_k = (loss(x, kernel + step * dk) - loss(x, kernel - step * dk)) / (2 * step)
+        np.testing.assert_allclose(np.sum(grad_x * dx), numeric_x, rtol=1e-7)
+        np.testing.assert_allclose(np.sum(grad_kernel * dk), numeric_k, rtol=1e-7)
+
+
+def test_op_rejects_groups_not_dividing_channels():
+    with pytest.raises(ValueError, match="groups=2 must divide the input channels"):
+        involution(tf.zeros((1, 4, 4, 3)), tf.zeros((1, 4, 4, 9, 2)), 3, 1, 2)
+
+
+def test_layer_output_uses_its_generated_kernel():
+    layer = Involution(kernel_size=3, stride=2, groups=2, reduction_ratio=2)
+    x = tf.random.stateless_normal((2, 7, 9, 4), seed=(1, 2))
+    output = layer(x)
+    kernel = layer.generate_kernel(x)
+    assert output.shape == (2, 4, 5, 4)
+    assert kernel.shape == (2, 4, 5, 9, 2)
+    expected = involution_reference(x.numpy(), kernel.numpy(), 3, 2, 2)
+    np.testing.assert_allclose(output.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_parameter_count_and_hidden_width():
+    layer = Involution(kernel_size=3, groups=1, reduction_ratio=2)
+    layer.build((None, 32, 32, 3))
+    # reduce 3->1 (3+1), batch norm on 1 channel (4), span 1->9 (9+9)
+    assert layer.count_params() == 4 + 4 + 18
+    assert layer.reduce.filters == 1
+
+
+def test_layer_works_on_unknown_spatial_size():
+    inputs = keras.Input(shape=(None, None, 4))
+    outputs = Involution(kernel_size=3, stride=2, groups=2)(inputs)
+    model = keras.Model(inputs, outputs)
+    assert tuple(outputs.shape) == (None, None, None, 4)
+    for height, width in [(5, 5), (8, 3), (1, 1)]:
+        result = model(tf.zeros((1, height, width, 4)))
+        assert result.shape == (1, -(-height // 2), -(-width // 2), 4)
+
+
+def test_layer_rejects_groups_not_dividing_channels():
+    with pytest.raises(ValueError, match="groups=2 must divide the input channels \\(3\\)"):
+        Involution(kernel_size=3, groups=2)(tf.zeros((1, 4, 4, 3)))
+
+
+@pytest.mark.parametrize("bad", [{"kernel_size": 0}, {"kernel_size": 3, "stride": -1}])
+def test_layer_rejects_non_positive_arguments(bad):
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        Involution(**bad)
+
+
+def test_layer_config_round_trip():
+    layer = Involution(kernel_size=7, stride=2, groups=4, reduction_ratio=8, name="inv")
+    config = layer.get_config()
+    assert {k: config[k] for k in ("kernel_size", "stride", "groups", "reduction_ratio")} == {
+        "kernel_size": 7,
+        "stride": 2,
+        "groups": 4,
+        "reduction_ratio": 8,
+    }
+    clone = Involution.from_config(config)
+    assert clone.get_config() == config
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert isinstance(keras.saving.deserialize_keras_object(serialized), Involution)
+
+
+def test_model_saves_and_reloads_with_identical_outputs(tmp_path):
+    inputs = keras.Input(shape=(9, 9, 4))
+    hidden = Involution(kernel_size=3, stride=2, groups=2, reduction_ratio=2, name="inv")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(4, 9, 9, 4)).astype("float32")
+    model.compile("adam", "mse")
+    model.fit(x, np.zeros((4, 3)), epochs=1, verbose=0)  # move batch-norm statistics
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(reloaded.get_layer("inv"), Involution)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
