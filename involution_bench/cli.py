@@ -73,24 +73,30 @@ def train(
     configs = [load_config(path, overrides or ()) for path in config]  # all checked first
 
     from involution_bench.progress import EpochLines, LiveProgress
-    from involution_bench.training import train as train_config
+    from involution_bench.training import prepare_run
 
     console = make_console()
     for experiment in configs:
-        display = EpochLines(console) if quiet else LiveProgress(console, experiment.name)
+        run = prepare_run(experiment, runs_dir)
+        # A live display only makes sense on a terminal; logs get one line per epoch.
+        live = console.is_terminal and not quiet
+        display = LiveProgress(console, experiment.name) if live else EpochLines(console)
         try:
-            result = train_config(experiment, runs_dir, callbacks=[display])
+            summary = run.fit(callbacks=[display])
+        except KeyboardInterrupt:
+            epochs = run.recorder.summary["epochs_done"]
+            typer.echo(f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s)", err=True)
+            raise typer.Exit(130) from None
         finally:
-            if isinstance(display, LiveProgress):
+            if live:
                 display.progress.stop()
-        summary = result.summary
         console.print(
             f"{experiment.name}: best val_accuracy {summary['best_val_accuracy']:.4f} "
             f"(epoch {summary['best_epoch']}), final {summary['final_val_accuracy']:.4f}, "
             f"{summary['parameters']['total']:,} parameters, "
             f"{summary['seconds_per_epoch']:.1f} s/epoch"
         )
-        console.print(f"run folder: {result.run_dir}")
+        console.print(f"run folder: {run.run_dir}")
 
 
 @app.command()

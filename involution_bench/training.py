@@ -100,12 +100,41 @@ def epoch_statistics(
     }
 
 
-def train(
-    config: ExperimentConfig,
-    runs_root: Path,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> TrainResult:
-    """Train `config`'s model into a new run folder under `runs_root`."""
+@dataclass
+class PreparedRun:
+    """A run folder with its model and data ready: `fit` trains it."""
+
+    config: ExperimentConfig
+    run_dir: Path
+    model: keras.Model
+    train_data: Any
+    validation_data: Any
+    recorder: RunRecorder
+
+    def fit(self, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict[str, Any]:
+        """Train to the planned epochs; a stopped run is marked and keeps what it has."""
+        try:
+            self.model.fit(
+                self.train_data,
+                epochs=self.config.train.epochs,
+                validation_data=self.validation_data,
+                callbacks=[self.recorder, *callbacks],
+                shuffle=False,  # the pipeline reshuffles every epoch itself
+                verbose=0,
+            )
+        except KeyboardInterrupt:
+            _finish(self.model, self.recorder, "interrupted")
+            raise
+        except Exception as exc:
+            self.recorder.summary["error"] = f"{type(exc).__name__}: {exc}"
+            _finish(self.model, self.recorder, "failed")
+            raise
+        _finish(self.model, self.recorder, "completed")
+        return self.recorder.summary
+
+
+def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
+    """Load data and build the model, then create the run folder: bad input leaves none."""
     ensure_root(runs_root)
     data = load_cifar10(resolve_data_dir(config.data.dir)).limited(
         config.data.limit_train, config.data.limit_test
@@ -137,24 +166,17 @@ def train(
     }
     recorder = RunRecorder(run_dir, summary, len(data.x_train))
     recorder.save()
-    try:
-        model.fit(
-            train_data,
-            epochs=config.train.epochs,
-            validation_data=validation_data,
-            callbacks=[recorder, *callbacks],
-            shuffle=False,  # the pipeline reshuffles every epoch itself
-            verbose=0,
-        )
-    except KeyboardInterrupt:
-        _finish(model, recorder, "interrupted")
-        raise
-    except Exception as exc:
-        summary["error"] = f"{type(exc).__name__}: {exc}"
-        _finish(model, recorder, "failed")
-        raise
-    _finish(model, recorder, "completed")
-    return TrainResult(run_dir, summary)
+    return PreparedRun(config, run_dir, model, train_data, validation_data, recorder)
+
+
+def train(
+    config: ExperimentConfig,
+    runs_root: Path,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Train `config`'s model into a new run folder under `runs_root`."""
+    run = prepare_run(config, runs_root)
+    return TrainResult(run.run_dir, run.fit(callbacks))
 
 
 def _finish(model: keras.Model, recorder: RunRecorder, status: str) -> None:

@@ -170,3 +170,22 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in ("train", "plot", "compare"):
         assert command in result.output
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(write_config, tmp_path, monkeypatch):
+    from involution_bench.progress import EpochLines
+
+    def interrupt_after_printing(self, epoch, logs=None):
+        self.console.print(f"epoch {epoch + 1} done")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochLines, "on_epoch_end", interrupt_after_printing)
+    path = write_config(tiny_config())
+    runs_dir = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "-c", str(path), "--runs-dir", str(runs_dir), "-q"])
+    assert result.exit_code == 130, result.output
+    (run_dir,) = runs_dir.iterdir()
+    assert f"interrupted: {run_dir} keeps 1 finished epoch(s)" in result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_done"] == 1
+    assert (run_dir / "model.keras").is_file()
