@@ -59,9 +59,10 @@ class LiveProgress(keras.callbacks.Callback):
         )
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_label = f"epoch {epoch + 1}"
         self.progress.reset(
             self.epoch_task,
-            description=f"epoch {epoch + 1}",
+            description=self.epoch_label,
             metrics="",
             total=self.params.get("steps"),
         )
@@ -70,6 +71,9 @@ class LiveProgress(keras.callbacks.Callback):
         logs = logs or {}
         metrics = f"loss {logs.get('loss', 0):.4f}  acc {logs.get('accuracy', 0):.4f}"
         self.progress.update(self.epoch_task, completed=batch + 1, metrics=metrics)
+
+    def on_test_begin(self, logs=None):
+        self.progress.update(self.epoch_task, description=f"{self.epoch_label} validating")
 
     def on_epoch_end(self, epoch, logs=None):
         self.progress.advance(self.run_task)
