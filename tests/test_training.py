@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import keras
+import numpy as np
 import pytest
 from conftest import tiny_config
 
 from involution_bench.config import config_from_dict
 from involution_bench.data import DATA_DIR_ENV
-from involution_bench.training import train
+from involution_bench.training import prepare_run, train
 
 
 class StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -42,3 +46,24 @@ def test_stopped_run_is_marked_and_keeps_finished_epochs(
     if status == "failed":
         assert summary["error"] == "RuntimeError: disk on fire"
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_saved_model_reloads_in_a_new_process_with_the_trained_logits(
+    tmp_path, monkeypatch, cifar_dir
+):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    run = prepare_run(config_from_dict(tiny_config(epochs=1)), tmp_path / "runs")
+    run.fit()
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(f"""
+        import numpy as np, keras
+        import involution_bench
+        model = keras.saving.load_model({str(run.run_dir / "model.keras")!r}, safe_mode=True)
+        images = np.load({str(tmp_path / "images.npy")!r})
+        np.save({str(tmp_path / "logits.npy")!r}, model.predict(images, verbose=0))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "logits.npy"), run.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
