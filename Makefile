@@ -4,10 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INVBENCH := $(BIN)/invbench
-# The offline CIFAR-10 copy (no download needed); CI builds it from ../shared/data.
+# An offline CIFAR-10 copy in $(DATA_DIR) is used when it exists (`make data`
+# builds it from ../shared/data); without one, Keras downloads CIFAR-10.
 DATA_DIR ?= data
 SHARED_DATA ?= ../shared/data
+ifneq ($(wildcard $(DATA_DIR)/cifar-10-python.tar.gz $(DATA_DIR)/cifar-10-batches-py),)
 export INVBENCH_DATA_DIR ?= $(abspath $(DATA_DIR))
+endif
 REPRODUCE_DIR ?= runs/reproduce-$(shell date +%Y%m%d-%H%M%S)
 SMOKE_SET := --set train.epochs=1 --set data.limit_train=2048 --set data.limit_test=2048
 

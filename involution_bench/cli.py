@@ -30,6 +30,7 @@ RunsDir = Annotated[
     Path,
     typer.Option(
         "--runs-dir",
+        metavar="DIR",
         envvar="INVBENCH_RUNS_DIR",
         help="Root folder that holds the run folders.",
     ),
@@ -58,11 +59,18 @@ def friendly_errors(command):
 def train(
     config: Annotated[
         list[Path],
-        typer.Option("--config", "-c", help="Experiment YAML file; repeat to train several."),
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="Experiment YAML file; repeat to train several.",
+        ),
     ],
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a config key, e.g. --set train.epochs=1."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=1."
+        ),
     ] = None,
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[

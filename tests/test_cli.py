@@ -142,6 +142,15 @@ def test_plot_and_compare_refuse_a_folder_that_is_not_a_run(tmp_path):
     assert_one_line_error(runner.invoke(app, ["compare", str(tmp_path)]), "holds no runs")
 
 
+def test_plot_refuses_a_run_with_no_finished_epoch(tmp_path):
+    run_dir = tmp_path / "20261126-000000-fresh"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"name": "fresh", "status": "running"}))
+    (run_dir / "history.json").write_text(json.dumps({"val_accuracy": []}))
+    result = runner.invoke(app, ["plot", str(run_dir)])
+    assert_one_line_error(result, str(run_dir), "has no finished epoch to plot yet")
+
+
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
