@@ -12,6 +12,7 @@ tampered file cannot run code.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -71,20 +72,30 @@ def resolve_data_dir(configured: str | None) -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
+@functools.lru_cache(maxsize=1)
 def load_cifar10(data_dir: Path | None = None) -> Cifar10:
-    """CIFAR-10 from an offline folder, or through Keras' download cache when None."""
-    if data_dir is None:
-        import keras  # the download path alone needs Keras
+    """CIFAR-10 from an offline folder, or through Keras' download cache when None.
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
-        return Cifar10(
-            x_train,
-            y_train.reshape(-1).astype(np.int32),
-            x_test,
-            y_test.reshape(-1).astype(np.int32),
-            "Keras download cache (~/.keras/datasets)",
-        )
-    return _load_offline(data_dir)
+    The last data set read is kept, so training several configs in one
+    process decodes it once; its arrays are read-only to make that safe.
+    """
+    data = _load_keras() if data_dir is None else _load_offline(data_dir)
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        array.flags.writeable = False
+    return data
+
+
+def _load_keras() -> Cifar10:
+    import keras  # the download path alone needs Keras
+
+    (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    return Cifar10(
+        x_train,
+        y_train.reshape(-1).astype(np.int32),
+        x_test,
+        y_test.reshape(-1).astype(np.int32),
+        "Keras download cache (~/.keras/datasets)",
+    )
 
 
 def _load_offline(data_dir: Path) -> Cifar10:

@@ -27,6 +27,13 @@ def test_folder_layout_loads_as_uint8_nhwc(cifar_dir):
     assert data.y_train[TRAIN_PER_BATCH + 3] == raw[b"labels"][3]
 
 
+def test_loaded_data_is_kept_read_only_for_the_next_run(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    assert load_cifar10(cifar_dir) is data  # several configs decode the files once
+    with pytest.raises(ValueError, match="read-only"):
+        data.x_train[0, 0, 0, 0] = 1
+
+
 def test_archive_layout_gives_the_same_arrays(cifar_dir, cifar_archive_dir):
     folder, archive = load_cifar10(cifar_dir), load_cifar10(cifar_archive_dir)
     np.testing.assert_array_equal(folder.x_train, archive.x_train)
