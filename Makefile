@@ -11,10 +11,11 @@ SHARED_DATA ?= ../shared/data
 ifneq ($(wildcard $(DATA_DIR)/cifar-10-python.tar.gz $(DATA_DIR)/cifar-10-batches-py),)
 export INVBENCH_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
-REPRODUCE_DIR ?= runs/reproduce-$(shell date +%Y%m%d-%H%M%S)
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce smoke clean
+.PHONY: install test lint format data train-conv train-inv reproduce compare smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,15 +46,23 @@ train-conv: $(INSTALLED)
 train-inv: $(INSTALLED)
 	$(INVBENCH) train --config configs/inv.yaml
 
-# The article's experiment: both models, 20 epochs each, then side by side.
+# The article's experiment: both models, 20 epochs each, then side by side
+# (table and figure in $(REPRODUCE_DIR)/compare) and the involution kernel maps.
 reproduce: $(INSTALLED)
 	$(INVBENCH) train --config configs/conv.yaml --config configs/inv.yaml --runs-dir $(REPRODUCE_DIR)
-	$(INVBENCH) compare $(REPRODUCE_DIR)
+	$(MAKE) compare RUNS=$(REPRODUCE_DIR) COMPARE_DIR=$(REPRODUCE_DIR)/compare
+	$(INVBENCH) kernels "$$(ls -d $(REPRODUCE_DIR)/*-article-inv | tail -n 1)" --out $(REPRODUCE_DIR)/compare/kernels.png
+
+# Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
+RUNS ?= runs
+COMPARE_DIR ?= runs/compare-$(STAMP)
+compare: $(INSTALLED)
+	$(INVBENCH) compare $(RUNS) --out $(COMPARE_DIR)
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)
 	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml $(SMOKE_SET) --runs-dir runs/smoke
-	$(INVBENCH) compare runs/smoke
+	$(INVBENCH) compare runs/smoke --out runs/smoke/compare
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ line naming the file or key and the problem; 130 interrupted; 1 unexpected.
 from __future__ import annotations
 
 import functools
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from involution_bench.config import load_config
 from involution_bench.errors import InvbenchError
-from involution_bench.runs import find_runs, load_run, newest_run
+from involution_bench.runs import Run, find_runs, load_run, newest_run
 
 app = typer.Typer(
     name="invbench",
@@ -34,6 +35,15 @@ RunsDir = Annotated[
         envvar="INVBENCH_RUNS_DIR",
         help="Root folder that holds the run folders.",
     ),
+]
+
+ConfigFiles = Annotated[
+    list[Path],
+    typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML; repeat for several."),
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=1."),
 ]
 
 
@@ -57,21 +67,17 @@ def friendly_errors(command):
 @app.command()
 @friendly_errors
 def train(
-    config: Annotated[
-        list[Path],
+    config: ConfigFiles,
+    overrides: Overrides = None,
+    repeat: Annotated[
+        int,
         typer.Option(
-            "--config",
-            "-c",
-            metavar="FILE",
-            help="Experiment YAML file; repeat to train several.",
+            "--repeat",
+            min=1,
+            metavar="N",
+            help="Train every config N times, with seeds seed, seed+1, ...",
         ),
-    ],
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=1."
-        ),
-    ] = None,
+    ] = 1,
     runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Plain lines, no live display (for logs).")
@@ -84,27 +90,57 @@ def train(
     from involution_bench.training import prepare_run
 
     console = make_console()
+    # Repeats interleave (A, B, A, B, ...) so a slow spell of the machine hits every config.
+    for repetition in range(repeat):
+        for base in configs:
+            experiment = base.model_copy(update={"seed": base.seed + repetition})
+            run = prepare_run(experiment, runs_dir)
+            # A live display only makes sense on a terminal; logs get one line per epoch.
+            live = console.is_terminal and not quiet
+            display = LiveProgress(console, experiment.name) if live else EpochLines(console)
+            try:
+                summary = run.fit(callbacks=[display])
+            except KeyboardInterrupt:
+                epochs = run.recorder.summary["epochs_done"]
+                typer.echo(f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s)", err=True)
+                raise typer.Exit(130) from None
+            finally:
+                if live:
+                    display.progress.stop()
+            console.print(
+                f"{experiment.name} (seed {experiment.seed}): best val_accuracy "
+                f"{summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
+                f"final {summary['final_val_accuracy']:.4f}, "
+                f"{summary['parameters']['total']:,} parameters, "
+                f"{summary['seconds_per_epoch']:.1f} s/epoch"
+            )
+            console.print(f"run folder: {run.run_dir}")
+
+
+@app.command()
+@friendly_errors
+def info(config: ConfigFiles, overrides: Overrides = None) -> None:
+    """Per-layer output shapes, parameters and multiply-accumulates of configs, untrained."""
+    configs = [load_config(path, overrides or ()) for path in config]
+
+    from involution_bench.flops import human_count, layer_costs, total_macs
+    from involution_bench.models import build_model, parameter_counts
+
+    console = make_console()
     for experiment in configs:
-        run = prepare_run(experiment, runs_dir)
-        # A live display only makes sense on a terminal; logs get one line per epoch.
-        live = console.is_terminal and not quiet
-        display = LiveProgress(console, experiment.name) if live else EpochLines(console)
-        try:
-            summary = run.fit(callbacks=[display])
-        except KeyboardInterrupt:
-            epochs = run.recorder.summary["epochs_done"]
-            typer.echo(f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s)", err=True)
-            raise typer.Exit(130) from None
-        finally:
-            if live:
-                display.progress.stop()
+        model = build_model(experiment.layers, experiment.model.input_shape, experiment.name)
+        costs = layer_costs(model)
+        counts, macs = parameter_counts(model), total_macs(costs)
+        table = Table("layer", "kind", "output shape", "params", "MACs", title=experiment.name)
+        for cost in costs:
+            shape = "x".join(map(str, cost.output_shape))
+            table.add_row(cost.name, cost.kind, shape, f"{cost.parameters:,}", f"{cost.macs:,}")
+        table.add_row("total", "", "", f"{counts['total']:,}", f"{macs:,}", end_section=True)
+        console.print(table)
         console.print(
-            f"{experiment.name}: best val_accuracy {summary['best_val_accuracy']:.4f} "
-            f"(epoch {summary['best_epoch']}), final {summary['final_val_accuracy']:.4f}, "
-            f"{summary['parameters']['total']:,} parameters, "
-            f"{summary['seconds_per_epoch']:.1f} s/epoch"
+            f"{experiment.name}: {counts['total']:,} parameters ({counts['trainable']:,} "
+            f"trainable), {macs:,} multiply-accumulates per image ({human_count(macs)})"
         )
-        console.print(f"run folder: {run.run_dir}")
 
 
 @app.command()
@@ -119,28 +155,175 @@ def plot(
     from involution_bench.plots import plot_run
 
     for path in runs or [newest_run(runs_dir)]:
-        run = load_run(path)
-        if not run.epochs_done:
-            raise InvbenchError(str(path), "has no finished epoch to plot yet")
-        for figure in plot_run(run):
+        for figure in plot_run(load_finished_epochs(path)):
             typer.echo(str(figure))
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
 
 
 @app.command()
 @friendly_errors
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders of runs.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Folder for comparison.png/.md/.csv/.json "
+            "(default: a new compare-<timestamp> folder under --runs-dir).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="What to print on standard output.")
+    ] = OutputFormat.table,
+    group: Annotated[
+        bool,
+        typer.Option(
+            "--group/--no-group", help="One row (mean ± std) for runs that differ only in seed."
+        ),
+    ] = True,
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Show runs side by side: parameters, accuracy and speed."""
-    from involution_bench.compare import COLUMNS, comparison_rows
+    """Show runs side by side: cost, accuracy and speed, with an overlaid figure."""
+    from involution_bench.compare import (
+        comparison,
+        headers,
+        table_cells,
+        to_csv,
+        to_json,
+        to_markdown,
+        write_tables,
+    )
+    from involution_bench.plots import plot_comparison
+    from involution_bench.runs import create_unique_dir, ensure_root, timestamp
 
-    paths = [found for path in runs for found in find_runs(path)]
+    rows = comparison(load_runs(runs), group=group)
+    out_dir = ensure_root(out) if out else create_unique_dir(runs_dir, f"compare-{timestamp()}")
+    written = [plot_comparison(rows, out_dir / "comparison.png"), *write_tables(rows, out_dir)]
+    if output_format is OutputFormat.table:
+        table = Table(*headers())
+        table.columns[0].no_wrap = True  # run names stay whole; headers wrap instead
+        for cells in table_cells(rows):
+            table.add_row(*cells)
+        make_console().print(table)
+    else:
+        render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
+        typer.echo(render(rows), nl=False)
+    typer.echo(f"wrote {', '.join(str(path) for path in written)}", err=True)
+
+
+@app.command("runs")
+@friendly_errors
+def list_runs(
+    root: Annotated[
+        Path | None, typer.Argument(help="Folder to search (default: --runs-dir).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """List the runs below a folder, newest last."""
+    from involution_bench.compare import LISTING_HEADERS, listing_cells
+
+    root = root or runs_dir
+    paths = find_runs(root)
     if not paths:
-        raise InvbenchError(", ".join(map(str, runs)), "holds no runs")
-    table = Table(*(column.header for column in COLUMNS))
-    for cells in comparison_rows(load_run(path) for path in paths):
+        typer.echo(f"no runs under {root}")
+        return
+    table = Table(*LISTING_HEADERS)
+    for cells in listing_cells(map(load_run, paths), root):
         table.add_row(*cells)
     make_console().print(table)
+
+
+@app.command()
+@friendly_errors
+def kernels(
+    run: Annotated[Path, typer.Argument(help="A run folder of a model with involution layers.")],
+    images: Annotated[
+        int, typer.Option("--images", "-n", min=1, max=100, help="Test images, one row each.")
+    ] = 10,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="PNG to write (default: RUN/kernels.png)."),
+    ] = None,
+) -> None:
+    """Draw what each involution layer's kernels weigh, for the first test images."""
+    from involution_bench.data import CLASS_NAMES, load_cifar10, resolve_data_dir, scaled
+    from involution_bench.kernels import involution_layers, kernel_maps, load_trained_model
+    from involution_bench.plots import kernel_figure, save_figure
+    from involution_bench.runs import MODEL_FILE
+
+    loaded = load_finished_epochs(run)
+    model_path = run / MODEL_FILE
+    model = load_trained_model(model_path)
+    if not involution_layers(model):
+        raise InvbenchError(str(model_path), "has no involution layers, so no kernels to draw")
+    data_dir = ((loaded.config or {}).get("data") or {}).get("dir")
+    data = load_cifar10(resolve_data_dir(data_dir))
+    inputs = scaled(data.x_test[:images])
+    maps = kernel_maps(model, inputs)
+    predicted = model.predict(inputs, verbose=0).argmax(axis=-1)
+    captions = [
+        f"{CLASS_NAMES[true]}\n(predicted {CLASS_NAMES[guess]})"
+        for true, guess in zip(data.y_test[:images], predicted, strict=True)
+    ]
+    figure = kernel_figure(data.x_test[:images], captions, maps)
+    typer.echo(str(save_figure(figure, out or run / "kernels.png")))
+
+
+@app.command()
+@friendly_errors
+def data(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="Offline CIFAR-10 folder (default: $INVBENCH_DATA_DIR, else the Keras download).",
+        ),
+    ] = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option("--grid", metavar="FILE", help="Also draw 25 training images to this PNG."),
+    ] = None,
+) -> None:
+    """Where CIFAR-10 comes from, and its images per split and class."""
+    from involution_bench.data import CLASS_NAMES, class_counts, load_cifar10, resolve_data_dir
+    from involution_bench.plots import image_grid_figure, save_figure
+
+    dataset = load_cifar10(resolve_data_dir(str(data_dir) if data_dir else None))
+    console = make_console()
+    console.print(f"source: {dataset.source}")
+    table = Table("class", "train", "test")
+    counts = zip(class_counts(dataset.y_train), class_counts(dataset.y_test), strict=True)
+    for name, (train_count, test_count) in zip(CLASS_NAMES, counts, strict=True):
+        table.add_row(name, f"{train_count:,}", f"{test_count:,}")
+    table.add_row("total", f"{len(dataset.y_train):,}", f"{len(dataset.y_test):,}")
+    console.print(table)
+    if grid:
+        captions = [CLASS_NAMES[label] for label in dataset.y_train[:25]]
+        typer.echo(str(save_figure(image_grid_figure(dataset.x_train[:25], captions), grid)))
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Every run at or below each path, each once, in the order found."""
+    found = [run for path in paths for run in find_runs(path)]
+    if not found:
+        raise InvbenchError(", ".join(map(str, paths)), "holds no runs")
+    unique = dict.fromkeys(path.resolve() for path in found)
+    return [load_run(path) for path in unique]
+
+
+def load_finished_epochs(path: Path) -> Run:
+    run = load_run(path)
+    if not run.epochs_done:
+        raise InvbenchError(str(path), "has no finished epoch yet")
+    return run
 
 
 def make_console() -> Console:

@@ -1,26 +1,43 @@
-"""Turning several runs into one table of results."""
+"""Turning several runs into one table, with repeated seeds aggregated.
+
+Runs whose resolved configs differ only in their seed form one row: every
+numeric column becomes mean ± sample standard deviation over the runs that
+have a value, and the row says how many runs it holds. A difference of a
+point or two between single runs is often noise; the spread makes that
+visible.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import io
+import json
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from involution_bench.runs import Run
+from involution_bench.runs import Run, write_atomic
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     header: str
-    format: str  # a format spec for numbers; values that are missing show as "-"
+    format: str  # a format spec for numbers; missing values show as "-"
+    numeric: bool = True
 
 
 COLUMNS = (
-    Column("name", "run", "s"),
-    Column("status", "status", "s"),
-    Column("epochs", "epochs", "s"),
+    Column("name", "run", "s", numeric=False),
+    Column("status", "status", "s", numeric=False),
+    Column("epochs", "epochs", "s", numeric=False),
+    Column("seeds", "seeds", "s", numeric=False),
     Column("parameters", "params", ",d"),
+    Column("trainable_parameters", "trainable", ",d"),
+    Column("macs_per_image", "MACs/image", ",d"),
     Column("best_val_accuracy", "best val acc", ".4f"),
     Column("best_epoch", "best epoch", "d"),
     Column("final_val_accuracy", "final val acc", ".4f"),
@@ -28,28 +45,251 @@ COLUMNS = (
     Column("seconds_per_epoch", "s/epoch", ".1f"),
     Column("images_per_second", "train img/s", ",.0f"),
 )
+NUMERIC_COLUMNS = tuple(column for column in COLUMNS if column.numeric)
+CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def run_row(run: Run) -> dict[str, Any]:
-    """One run's comparable numbers; what the run has not produced yet is None."""
+@dataclass(frozen=True)
+class Stat:
+    """A column's aggregate over a group of runs."""
+
+    mean: float
+    std: float | None  # sample standard deviation; None from a single value
+    count: int  # runs that had a value
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a single run, or the runs of one config over several seeds."""
+
+    runs: tuple[Run, ...]
+    values: dict[str, Any]  # text columns as str; numeric ones a number, a Stat, or None
+
+    @property
+    def size(self) -> int:
+        return len(self.runs)
+
+
+def run_numbers(run: Run) -> dict[str, Any]:
+    """One run's numeric columns; what it has not produced yet is None."""
     summary = run.summary
-    return {
-        "name": run.name,
-        "status": run.status,
-        "epochs": f"{run.epochs_done}/{summary.get('epochs_planned', '?')}",
-        "parameters": (summary.get("parameters") or {}).get("total"),
-        **{column.key: summary.get(column.key) for column in COLUMNS[4:]},
+    parameters = summary.get("parameters") or {}
+    numbers = {column.key: summary.get(column.key) for column in NUMERIC_COLUMNS}
+    numbers["parameters"] = parameters.get("total")
+    numbers["trainable_parameters"] = parameters.get("trainable")
+    return numbers
+
+
+def epochs_text(run: Run) -> str:
+    return f"{run.epochs_done}/{run.summary.get('epochs_planned', '?')}"
+
+
+def run_seed(run: Run) -> Any:
+    return run.summary.get("seed", (run.config or {}).get("seed"))
+
+
+def group_key(run: Run) -> str:
+    """Runs with equal keys differ at most in their seed."""
+    if run.config is None:
+        return f"path:{run.path}"
+    rest = {key: value for key, value in run.config.items() if key != "seed"}
+    return "config:" + json.dumps(rest, sort_keys=True, default=str)
+
+
+def group_runs(runs: Iterable[Run]) -> list[tuple[Run, ...]]:
+    """Groups in the order their first run appears."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    return [tuple(group) for group in groups.values()]
+
+
+def make_row(runs: Sequence[Run]) -> Row:
+    values: dict[str, Any] = {
+        "name": runs[0].name,
+        "status": _tally(run.status for run in runs),
+        "epochs": _tally(epochs_text(run) for run in runs),
+        "seeds": ", ".join(str(run_seed(run)) for run in runs),
     }
+    numbers = [run_numbers(run) for run in runs]
+    for column in NUMERIC_COLUMNS:
+        present = [entry[column.key] for entry in numbers if entry[column.key] is not None]
+        if len(runs) == 1:
+            values[column.key] = present[0] if present else None
+        else:
+            values[column.key] = aggregate(present)
+    return Row(tuple(runs), values)
 
 
-def format_cell(value: Any, column: Column) -> str:
+def comparison(runs: Iterable[Run], group: bool = True) -> list[Row]:
+    """The table's rows: runs grouped over seeds, or one row per run."""
+    runs = list(runs)
+    groups = group_runs(runs) if group else [(run,) for run in runs]
+    return [make_row(members) for members in groups]
+
+
+def aggregate(values: Sequence[float]) -> Stat | None:
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(statistics.fmean(values), std, len(values))
+
+
+def format_number(value: float, spec: str) -> str:
+    if spec.endswith("d"):
+        if float(value).is_integer():
+            value = int(value)
+        else:  # a mean of integers, e.g. of best epochs
+            spec = spec[:-1] + ".1f"
+    return format(value, spec)
+
+
+def format_cell(value: Any, column: Column, group_size: int = 1) -> str:
     if value is None:
         return "-"
-    return format(value, column.format)
+    if not column.numeric:
+        return str(value)
+    if not isinstance(value, Stat):
+        return format_number(value, column.format)
+    text = format_number(value.mean, column.format)
+    if value.std:  # identical values (a group's parameter count) need no spread
+        text += " ± " + format_number(value.std, column.format)
+    if value.count < group_size:
+        text += f" ({value.count} of {group_size})"
+    return text
 
 
-def comparison_rows(runs: Iterable[Run]) -> list[list[str]]:
-    """The table's text cells, one list per run, in `COLUMNS` order."""
+def headers() -> list[str]:
+    return [*(column.header for column in COLUMNS), "n"]
+
+
+def table_cells(rows: Iterable[Row]) -> list[list[str]]:
+    """Text cells, one list per row, in `headers()` order."""
     return [
-        [format_cell(row[column.key], column) for column in COLUMNS] for row in map(run_row, runs)
+        [*(format_cell(row.values[c.key], c, row.size) for c in COLUMNS), str(row.size)]
+        for row in rows
     ]
+
+
+def to_markdown(rows: Sequence[Row]) -> str:
+    lines = [headers(), ["---" if i < 4 else "---:" for i in range(len(headers()))]]
+    lines += table_cells(rows)
+    return "".join(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines
+    )
+
+
+def to_csv(rows: Sequence[Row]) -> str:
+    """Raw numbers: each numeric column with its `_std` and `_count` beside it."""
+    fields = ["name", "status", "epochs", "seeds", "n"]
+    for column in NUMERIC_COLUMNS:
+        fields += [column.key, f"{column.key}_std", f"{column.key}_count"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        record = {key: row.values[key] for key in ("name", "status", "epochs", "seeds")}
+        record["n"] = row.size
+        for column in NUMERIC_COLUMNS:
+            value = row.values[column.key]
+            if isinstance(value, Stat):
+                record.update(
+                    {
+                        column.key: value.mean,
+                        f"{column.key}_std": value.std,
+                        f"{column.key}_count": value.count,
+                    }
+                )
+            else:
+                record.update({column.key: value, f"{column.key}_count": int(value is not None)})
+        writer.writerow(record)
+    return buffer.getvalue()
+
+
+def to_json(rows: Sequence[Row]) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Stat):
+            return {"mean": value.mean, "std": value.std, "count": value.count}
+        return value
+
+    payload = [
+        {
+            **{key: plain(value) for key, value in row.values.items()},
+            "seeds": [run_seed(run) for run in row.runs],
+            "runs": [str(run.path) for run in row.runs],
+        }
+        for row in rows
+    ]
+    return json.dumps(payload, indent=2) + "\n"
+
+
+TABLE_WRITERS = {"md": to_markdown, "csv": to_csv, "json": to_json}
+
+
+def write_tables(rows: Sequence[Row], out_dir: Path, stem: str = "comparison") -> list[Path]:
+    """The table as Markdown, CSV and JSON files in `out_dir`."""
+    paths = []
+    for suffix, render in TABLE_WRITERS.items():
+        path = out_dir / f"{stem}.{suffix}"
+        write_atomic(path, render(rows))
+        paths.append(path)
+    return paths
+
+
+def mean_curves(runs: Sequence[Run]) -> dict[str, tuple[list[float], list[float]]]:
+    """Per history key: the mean and spread at each epoch over the runs that reached it."""
+    curves = {}
+    for key in CURVE_KEYS:
+        series = [list(run.history.get(key, [])) for run in runs]
+        means, spreads = [], []
+        for epoch in range(max(map(len, series), default=0)):
+            values = [values[epoch] for values in series if len(values) > epoch]
+            means.append(statistics.fmean(values))
+            spreads.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+        curves[key] = (means, spreads)
+    return curves
+
+
+def row_labels(rows: Sequence[Row]) -> list[str]:
+    """Legend labels; rows sharing a name are told apart by their first run's folder."""
+    names = Counter(row.values["name"] for row in rows)
+    labels = []
+    for row in rows:
+        label = row.values["name"]
+        if names[label] > 1:
+            label += f" ({row.runs[0].path.name})"
+        if row.size > 1:
+            label += f", mean of {row.size}"
+        labels.append(label)
+    return labels
+
+
+LISTING_HEADERS = ("folder", "name", "status", "epochs", "best val acc", "started at")
+
+
+def listing_cells(runs: Iterable[Run], root: Path) -> list[list[str]]:
+    """`invbench runs`: one line per run, in the order given."""
+    cells = []
+    for run in runs:
+        summary = run.summary
+        best = summary.get("best_val_accuracy")
+        folder = run.path.relative_to(root) if run.path.is_relative_to(root) else run.path
+        cells.append(
+            [
+                str(folder) if str(folder) != "." else run.path.name,
+                run.name,
+                run.status,
+                epochs_text(run),
+                "-" if best is None else f"{best:.4f}",
+                str(summary.get("started_at", "-")),
+            ]
+        )
+    return cells
+
+
+def _tally(labels: Iterable[str]) -> str:
+    """'completed' when all agree, else e.g. 'completed 2, running 1'."""
+    counts = Counter(labels)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{label} {count}" for label, count in counts.most_common())

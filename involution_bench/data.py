@@ -203,3 +203,12 @@ def make_datasets(data: Cifar10, batch_size: int, seed: int):
         .prefetch(autotune)
     )
     return train, validation
+
+
+def scaled(images: np.ndarray) -> np.ndarray:
+    """uint8 images as the models see them: float32 in [0, 1], as the pipelines scale them."""
+    return images.astype(np.float32) / 255.0
+
+
+def class_counts(labels: np.ndarray) -> list[int]:
+    return np.bincount(labels, minlength=len(CLASS_NAMES)).tolist()

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from involution_bench.errors import RunError
 
 CONFIG_FILE = "config.yaml"
@@ -35,21 +37,29 @@ def ensure_root(root: Path) -> Path:
     return root
 
 
+def timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
 def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
     """A new, empty run folder; never reuses an existing one, even within the same second."""
+    return create_unique_dir(root, f"{timestamp(now)}-{name}")
+
+
+def create_unique_dir(root: Path, stem: str) -> Path:
+    """`root/stem`, or `root/stem-2`, `-3`, ... when taken: a new folder, created here."""
     ensure_root(root)
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     attempt = 1
     while True:
         suffix = "" if attempt == 1 else f"-{attempt}"
-        candidate = root / f"{stamp}-{name}{suffix}"
+        candidate = root / f"{stem}{suffix}"
         try:
             candidate.mkdir()
         except FileExistsError:
             attempt += 1
             continue
         except OSError as exc:
-            raise RunError(str(candidate), f"cannot create run folder ({exc.strerror})") from None
+            raise RunError(str(candidate), f"cannot create folder ({exc.strerror})") from None
         return candidate
 
 
@@ -82,6 +92,7 @@ class Run:
     path: Path
     summary: dict[str, Any]
     history: dict[str, list[float]]
+    config: dict[str, Any] | None = None  # the resolved config.yaml, when readable
 
     @property
     def name(self) -> str:
@@ -110,7 +121,15 @@ def load_run(path: Path) -> Run:
     history = read_json(history_path) if history_path.is_file() else {}
     if not isinstance(summary, dict) or not isinstance(history, dict):
         raise RunError(str(path), "summary.json and history.json must hold JSON objects")
-    return Run(path, summary, history)
+    return Run(path, summary, history, _read_config(path / CONFIG_FILE))
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -22,6 +22,7 @@ import keras
 
 from involution_bench.config import ExperimentConfig, dump_config
 from involution_bench.data import load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.flops import layer_costs, total_macs
 from involution_bench.models import build_model, parameter_counts
 from involution_bench.plots import plot_run
 from involution_bench.runs import (
@@ -149,16 +150,21 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         jit_compile=config.train.jit_compile,
     )
 
+    costs = layer_costs(model)
+
     run_dir = create_run_dir(runs_root, config.name)
     write_atomic(run_dir / CONFIG_FILE, dump_config(config))
     summary = {
         "name": config.name,
+        "seed": config.seed,
         "status": "running",
         "started_at": _now(),
         "finished_at": None,
         "epochs_planned": config.train.epochs,
         "epochs_done": 0,
         "parameters": parameter_counts(model),
+        "macs_per_image": total_macs(costs),
+        "layers": [cost.to_dict() for cost in costs],
         "train_images": len(data.x_train),
         "test_images": len(data.x_test),
         "data_source": data.source,

@@ -70,6 +70,9 @@ def test_train_writes_a_complete_run_folder(trained):
         summary["parameters"]["trainable"] + summary["parameters"]["non_trainable"]
     )
     assert summary["environment"]["tensorflow"] and summary["environment"]["python"]
+    assert summary["seed"] == 7
+    assert summary["layers"][0]["name"] == "inv_1"
+    assert summary["macs_per_image"] == sum(layer["macs"] for layer in summary["layers"]) > 0
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
         assert len(history[key]) == 2
     assert summary["best_val_accuracy"] == max(history["val_accuracy"])
@@ -83,7 +86,7 @@ def test_train_writes_a_complete_run_folder(trained):
     assert saved == load_config(config_path, ["data.limit_test=16"])
     assert "epoch 2/2" in result.output
     assert f"run folder: {run_dir}" in result.output
-    assert "tiny: best val_accuracy" in result.output
+    assert "tiny (seed 7): best val_accuracy" in result.output
 
 
 def test_plot_redraws_the_newest_run(trained):
@@ -95,13 +98,106 @@ def test_plot_redraws_the_newest_run(trained):
     assert str(run_dir / "accuracy.png") in result.output
 
 
-def test_compare_shows_runs_side_by_side(trained):
+def test_compare_shows_runs_side_by_side_and_writes_its_files(trained, tmp_path):
     _, run_dir, _ = trained
-    result = runner.invoke(app, ["compare", str(run_dir.parent)])
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(run_dir.parent), "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert "tiny" in result.output and "completed" in result.output and "2/2" in result.output
-    assert f"{summary['best_val_accuracy']:.4f}" in result.output
+    assert "tiny" in result.stdout and "completed" in result.stdout and "2/2" in result.stdout
+    assert f"{summary['best_val_accuracy']:.4f}" in result.stdout
+    assert f"{summary['macs_per_image']:,}" in result.stdout
+    assert (out / "comparison.png").read_bytes().startswith(PNG_MAGIC)
+    assert (out / "comparison.md").read_text().startswith("| run | status |")
+    assert (out / "comparison.csv").read_text().startswith("name,status,epochs,seeds,n,")
+    assert json.loads((out / "comparison.json").read_text())[0]["name"] == "tiny"
+
+
+def test_compare_prints_machine_formats_and_defaults_to_a_new_folder(trained, tmp_path):
+    _, run_dir, _ = trained
+    runs_dir = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["compare", str(run_dir), "--format", "json", "--runs-dir", str(runs_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)  # standard output holds the JSON alone
+    assert row["runs"] == [str(run_dir.resolve())] and row["epochs"] == "2/2"
+    (out,) = runs_dir.iterdir()
+    assert out.name.startswith("compare-") and (out / "comparison.png").is_file()
+    assert str(out) in result.stderr
+
+    csv_result = runner.invoke(app, ["compare", str(run_dir), "-f", "csv", "--out", str(out)])
+    assert csv_result.stdout.splitlines()[1].startswith("tiny,completed,2/2,7,1,")
+
+
+def test_info_prints_layers_and_totals_without_training():
+    result = runner.invoke(app, ["info", "--config", "configs/inv.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "inv_1" in result.stdout and "Involution" in result.stdout and "32x32x3" in result.stdout
+    assert "article-inv: 13,080 parameters (13,074 trainable), 65,344 multiply-accumulates" in (
+        result.stdout
+    )
+    assert "(65.3 K)" in result.stdout
+
+
+def test_info_refuses_a_bad_config(write_config):
+    path = write_config(tiny_config() | {"seed": "x"})
+    assert_one_line_error(runner.invoke(app, ["info", "-c", str(path)]), str(path), "seed")
+
+
+def test_runs_lists_run_folders_newest_last(trained, tmp_path):
+    _, run_dir, _ = trained
+    result = runner.invoke(app, ["runs", str(run_dir.parent)])
+    assert result.exit_code == 0, result.output
+    assert run_dir.name in result.stdout and "completed" in result.stdout
+    empty = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path)])
+    assert empty.exit_code == 0 and f"no runs under {tmp_path}" in empty.stdout
+
+
+def test_kernels_draws_one_row_per_image(trained, tmp_path):
+    _, run_dir, _ = trained
+    out = tmp_path / "maps.png"
+    result = runner.invoke(app, ["kernels", str(run_dir), "--images", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_kernels_refuses_a_model_without_involution(tmp_path):
+    import keras
+
+    run_dir = tmp_path / "20261126-000000-conv"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"name": "conv", "status": "completed"}))
+    (run_dir / "history.json").write_text(json.dumps({"val_accuracy": [0.1]}))
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(
+        run_dir / "model.keras"
+    )
+    result = runner.invoke(app, ["kernels", str(run_dir)])
+    assert_one_line_error(result, "model.keras", "has no involution layers")
+
+
+def test_data_counts_images_and_draws_the_grid(cifar_dir, tmp_path):
+    grid = tmp_path / "grid.png"
+    result = runner.invoke(app, ["data", "--grid", str(grid)])
+    assert result.exit_code == 0, result.output
+    assert f"source: {cifar_dir / 'cifar-10-batches-py'}" in result.stdout
+    total = next(line for line in result.stdout.splitlines() if "total" in line)
+    assert "80" in total and "24" in total
+    assert grid.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_repeat_trains_each_config_with_successive_seeds(write_config, tmp_path):
+    path = write_config(tiny_config(epochs=1))
+    runs_dir = tmp_path / "runs"
+    args = ["train", "-c", str(path), "--repeat", "2", "--runs-dir", str(runs_dir), "-q"]
+    result = runner.invoke(app, [*args, "--set", "data.limit_train=32"])
+    assert result.exit_code == 0, result.output
+    seeds = sorted(json.loads((d / "summary.json").read_text())["seed"] for d in runs_dir.iterdir())
+    assert seeds == [7, 8]
+    compared = runner.invoke(app, ["compare", str(runs_dir), "-f", "json", "--out", str(tmp_path)])
+    (row,) = json.loads(compared.stdout)
+    assert row["seeds"] == [7, 8] and row["best_val_accuracy"]["count"] == 2
 
 
 def assert_one_line_error(result, *fragments):
@@ -148,13 +244,14 @@ def test_plot_refuses_a_run_with_no_finished_epoch(tmp_path):
     (run_dir / "summary.json").write_text(json.dumps({"name": "fresh", "status": "running"}))
     (run_dir / "history.json").write_text(json.dumps({"val_accuracy": []}))
     result = runner.invoke(app, ["plot", str(run_dir)])
-    assert_one_line_error(result, str(run_dir), "has no finished epoch to plot yet")
+    assert_one_line_error(result, str(run_dir), "has no finished epoch yet")
+    assert_one_line_error(runner.invoke(app, ["kernels", str(run_dir)]), "no finished epoch")
 
 
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "plot", "compare"):
+    for command in ("train", "info", "plot", "compare", "runs", "kernels", "data"):
         assert command in result.output
 
 

@@ -1,49 +1,194 @@
-"""The comparison table from hand-made runs, unfinished ones included."""
+"""The comparison table, seed groups and curves, from hand-made run folders."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import statistics
 from pathlib import Path
 
-from involution_bench.compare import COLUMNS, comparison_rows
-from involution_bench.runs import Run
+import pytest
+import yaml
 
-FINISHED = Run(
-    Path("runs/a"),
-    {
-        "name": "article-inv",
-        "status": "completed",
-        "epochs_planned": 2,
-        "parameters": {"total": 13080},
-        "best_val_accuracy": 0.43714,
-        "best_epoch": 2,
-        "final_val_accuracy": 0.4358,
-        "final_val_loss": 1.60349,
-        "seconds_per_epoch": 32.46,
-        "images_per_second": 1590.4,
-    },
-    {"val_accuracy": [0.3, 0.43714]},
+from involution_bench.compare import (
+    Stat,
+    comparison,
+    headers,
+    listing_cells,
+    mean_curves,
+    row_labels,
+    table_cells,
+    to_csv,
+    to_json,
+    to_markdown,
 )
-JUST_STARTED = Run(
-    Path("runs/b"),
-    {"name": "article-conv", "status": "running", "epochs_planned": 20},
-    {"val_accuracy": []},
-)
+from involution_bench.runs import load_run
 
 
-def test_rows_format_numbers_and_mark_what_is_missing():
-    finished, started = comparison_rows([FINISHED, JUST_STARTED])
-    headers = [column.header for column in COLUMNS]
-    assert dict(zip(headers, finished, strict=True)) == {
-        "run": "article-inv",
-        "status": "completed",
-        "epochs": "2/2",
-        "params": "13,080",
-        "best val acc": "0.4371",
-        "best epoch": "2",
-        "final val acc": "0.4358",
-        "final val loss": "1.6035",
-        "s/epoch": "32.5",
-        "train img/s": "1,590",
+def make_run(
+    root: Path,
+    folder: str,
+    accuracies: list[float],
+    *,
+    name: str = "inv",
+    seed: int = 1,
+    status: str = "completed",
+    planned: int = 3,
+    learning_rate: float = 0.001,
+    **summary,
+) -> Path:
+    """A run folder as training leaves it, with numbers derived from `accuracies`."""
+    path = root / folder
+    path.mkdir(parents=True)
+    config = {"name": name, "seed": seed, "train": {"epochs": planned, "lr": learning_rate}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    history = {
+        "loss": [2 - a for a in accuracies],
+        "accuracy": [a + 0.05 for a in accuracies],
+        "val_loss": [2.1 - a for a in accuracies],
+        "val_accuracy": accuracies,
+        "epoch_seconds": [10.0] * len(accuracies),
     }
-    assert started[:3] == ["article-conv", "running", "0/20"]
-    assert started[3:] == ["-"] * (len(COLUMNS) - 3)
+    (path / "history.json").write_text(json.dumps(history))
+    numbers = {}
+    if accuracies:
+        best = max(range(len(accuracies)), key=accuracies.__getitem__)
+        numbers = {
+            "best_val_accuracy": accuracies[best],
+            "best_epoch": best + 1,
+            "final_val_accuracy": accuracies[-1],
+            "final_val_loss": history["val_loss"][-1],
+            "seconds_per_epoch": 10.0,
+            "images_per_second": 5000.0,
+        }
+    base = {
+        "name": name,
+        "seed": seed,
+        "status": status,
+        "epochs_planned": planned,
+        "parameters": {"total": 13080, "trainable": 13074},
+        "macs_per_image": 65344,
+        "started_at": f"2026-11-26T00:00:0{seed}+00:00",
+    }
+    (path / "summary.json").write_text(json.dumps({**base, **numbers, **summary}))
+    return path
+
+
+def cells_by_header(cells: list[str]) -> dict[str, str]:
+    return dict(zip(headers(), cells, strict=True))
+
+
+@pytest.fixture
+def mixed_runs(tmp_path):
+    """A completed run, a shorter failed one, one still running, one with no epoch yet."""
+    return [
+        load_run(make_run(tmp_path, "a", [0.3, 0.5, 0.4], name="done")),
+        load_run(make_run(tmp_path, "b", [0.2], name="broke", status="failed", error="Boom")),
+        load_run(make_run(tmp_path, "c", [0.1, 0.2], name="going", status="running", planned=5)),
+        load_run(make_run(tmp_path, "d", [], name="fresh", status="running")),
+    ]
+
+
+def test_every_run_is_shown_for_what_it_is(mixed_runs):
+    done, broke, going, fresh = map(cells_by_header, table_cells(comparison(mixed_runs)))
+    assert done == {
+        "run": "done",
+        "status": "completed",
+        "epochs": "3/3",
+        "seeds": "1",
+        "params": "13,080",
+        "trainable": "13,074",
+        "MACs/image": "65,344",
+        "best val acc": "0.5000",
+        "best epoch": "2",
+        "final val acc": "0.4000",
+        "final val loss": "1.7000",
+        "s/epoch": "10.0",
+        "train img/s": "5,000",
+        "n": "1",
+    }
+    assert (broke["status"], broke["epochs"], broke["best val acc"]) == ("failed", "1/3", "0.2000")
+    assert (going["status"], going["epochs"], going["final val acc"]) == (
+        "running",
+        "2/5",
+        "0.2000",
+    )
+    assert (fresh["status"], fresh["epochs"], fresh["best val acc"]) == ("running", "0/3", "-")
+
+
+def test_runs_differing_only_in_seed_form_one_row_with_mean_and_spread(tmp_path):
+    runs = [
+        load_run(make_run(tmp_path, "s1", [0.5, 0.60], seed=1, planned=2)),
+        load_run(make_run(tmp_path, "other", [0.9, 0.95], seed=1, planned=2, learning_rate=0.1)),
+        load_run(make_run(tmp_path, "s2", [0.5, 0.64], seed=2, planned=2)),
+        load_run(make_run(tmp_path, "s3", [0.7, 0.56], seed=3, planned=2)),
+    ]
+    grouped, other = comparison(runs)
+    assert grouped.size == 3 and other.size == 1  # a different learning rate is another config
+    best = grouped.values["best_val_accuracy"]
+    assert best.mean == pytest.approx(statistics.fmean([0.60, 0.64, 0.70]))
+    assert best.std == pytest.approx(statistics.stdev([0.60, 0.64, 0.70]))
+    assert best.count == 3
+    assert grouped.values["parameters"] == Stat(13080, 0.0, 3)
+    cells = cells_by_header(table_cells([grouped])[0])
+    assert cells["seeds"] == "1, 2, 3"
+    assert cells["n"] == "3"
+    assert cells["best val acc"] == f"{best.mean:.4f} ± {best.std:.4f}"
+    assert cells["best epoch"] == "1.7 ± 0.6"  # epochs 2, 2, 1
+    assert cells["params"] == "13,080"  # no spread to show
+    assert [row.size for row in comparison(runs, group=False)] == [1, 1, 1, 1]
+
+
+def test_a_group_says_how_many_of_its_runs_have_a_value(tmp_path):
+    runs = [
+        load_run(make_run(tmp_path, "s1", [0.5, 0.6], seed=1)),
+        load_run(make_run(tmp_path, "s2", [], seed=2, status="running")),
+    ]
+    (row,) = comparison(runs)
+    cells = cells_by_header(table_cells([row])[0])
+    assert cells["status"] in ("completed 1, running 1", "running 1, completed 1")
+    assert cells["best val acc"] == "0.6000 (1 of 2)"
+
+
+def test_mean_curves_average_the_runs_that_reached_each_epoch(tmp_path):
+    runs = [
+        load_run(make_run(tmp_path, "long", [0.2, 0.4, 0.6])),
+        load_run(make_run(tmp_path, "short", [0.4], seed=2)),
+    ]
+    means, spreads = mean_curves(runs)["val_accuracy"]
+    assert means == pytest.approx([0.3, 0.4, 0.6])
+    assert spreads == pytest.approx([statistics.stdev([0.2, 0.4]), 0.0, 0.0])
+
+
+def test_markdown_csv_and_json_carry_the_same_rows(mixed_runs, tmp_path):
+    rows = comparison(mixed_runs)
+    markdown = to_markdown(rows).splitlines()
+    assert markdown[0] == "| " + " | ".join(headers()) + " |"
+    assert len(markdown) == 2 + len(rows)
+    assert "| done | completed | 3/3 | 1 | 13,080 |" in markdown[2]
+
+    records = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [r["name"] for r in records] == ["done", "broke", "going", "fresh"]
+    assert float(records[0]["best_val_accuracy"]) == 0.5
+    assert records[3]["best_val_accuracy"] == "" and records[3]["best_val_accuracy_count"] == "0"
+
+    payload = json.loads(to_json(rows))
+    assert payload[0]["best_val_accuracy"] == 0.5
+    assert payload[1]["status"] == "failed"
+    assert payload[0]["runs"] == [str(tmp_path / "a")]
+
+
+def test_rows_with_the_same_name_get_distinct_labels(tmp_path):
+    runs = [
+        load_run(make_run(tmp_path, "x", [0.5])),
+        load_run(make_run(tmp_path, "y", [0.5], learning_rate=0.1)),
+        load_run(make_run(tmp_path, "z", [0.5], name="conv")),
+        load_run(make_run(tmp_path, "z2", [0.5], name="conv", seed=2)),
+    ]
+    assert row_labels(comparison(runs)) == ["inv (x)", "inv (y)", "conv, mean of 2"]
+
+
+def test_listing_names_folders_relative_to_the_root(mixed_runs, tmp_path):
+    first = listing_cells(mixed_runs, tmp_path)[0]
+    assert first == ["a", "done", "completed", "3/3", "0.5000", "2026-11-26T00:00:01+00:00"]

@@ -44,9 +44,13 @@ def test_write_json_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
-def test_load_run_reads_summary_and_history(tmp_path):
-    run = load_run(make_run(tmp_path, "conv"))
+def test_load_run_reads_summary_history_and_config(tmp_path):
+    run_dir = make_run(tmp_path, "conv")
+    assert load_run(run_dir).config is None  # a run without its config still loads
+    (run_dir / "config.yaml").write_text("name: conv\nseed: 3\n")
+    run = load_run(run_dir)
     assert run.name == "conv" and run.status == "completed" and run.epochs_done == 2
+    assert run.config == {"name": "conv", "seed": 3}
 
 
 def test_not_a_run_folder(tmp_path):

@@ -1,0 +1,46 @@
+"""What involution kernels attend to: per-position kernel sums, as the article draws them.
+
+For each involution layer, the map at a position is the sum of the K*K
+values (over all groups) of the kernel the layer generated there: large
+where the layer weighs its neighbourhood heavily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from involution_bench.errors import RunError
+from involution_bench.layers import Involution
+
+
+def load_trained_model(path: Path) -> keras.Model:
+    """A run's `model.keras`, loaded in safe mode (no code from lambdas)."""
+    if not path.is_file():
+        raise RunError(str(path), "no saved model (the run has not finished an epoch)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a damaged archive
+        raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
+
+
+def involution_layers(model: keras.Model) -> list[Involution]:
+    return [layer for layer in model.layers if isinstance(layer, Involution)]
+
+
+def kernel_maps(model: keras.Model, images: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(layer name, `(N, H', W')` kernel sums) for each involution layer, in model order."""
+    layers = involution_layers(model)
+    if not layers:
+        return []
+    probe = keras.Model(model.input, [layer.input for layer in layers])
+    layer_inputs = probe(images, training=False)
+    if not isinstance(layer_inputs, list | tuple):
+        layer_inputs = [layer_inputs]
+    maps = []
+    for layer, inputs in zip(layers, layer_inputs, strict=True):
+        kernel = layer.generate_kernel(inputs, training=False)  # (N, H', W', K*K, G)
+        maps.append((layer.name, keras.ops.convert_to_numpy(keras.ops.sum(kernel, axis=(3, 4)))))
+    return maps
