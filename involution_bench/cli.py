@@ -7,6 +7,7 @@ line naming the file or key and the problem; 130 interrupted; 1 unexpected.
 from __future__ import annotations
 
 import functools
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -254,7 +255,8 @@ def kernels(
 ) -> None:
     """Draw what each involution layer's kernels weigh, for the first test images."""
     from involution_bench.data import CLASS_NAMES, load_cifar10, resolve_data_dir, scaled
-    from involution_bench.kernels import involution_layers, kernel_maps, load_trained_model
+    from involution_bench.kernels import kernel_maps, load_trained_model
+    from involution_bench.models import involution_layers
     from involution_bench.plots import kernel_figure, save_figure
     from involution_bench.runs import MODEL_FILE
 
@@ -308,6 +310,85 @@ def data(
     if grid:
         captions = [CLASS_NAMES[label] for label in dataset.y_train[:25]]
         typer.echo(str(save_figure(image_grid_figure(dataset.x_train[:25], captions), grid)))
+
+
+bench_app = typer.Typer(
+    help="Time the involution op's implementations, or whole models, against baselines.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats (median).")]
+
+
+@bench_app.command("op")
+@friendly_errors
+def bench_op(
+    shapes: Annotated[
+        list[str] | None,
+        typer.Option("--shape", metavar="NAME", help="article, rednet or rednet-s2 (default all)."),
+    ] = None,
+    repeats: Repeats = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Forward + backward time of each implementation, against the article's form."""
+    from involution_bench import bench
+
+    unknown = sorted(set(shapes or ()) - set(bench.OP_SHAPES))
+    if unknown:
+        known = ", ".join(bench.OP_SHAPES)
+        raise InvbenchError("--shape", f"unknown shape {unknown[0]!r} (known: {known})")
+    chosen = [bench.OP_SHAPES[name] for name in shapes or bench.OP_SHAPES]
+    timings = bench.bench_op(chosen, repeats=repeats)
+    if as_json:
+        typer.echo(json.dumps([timing.to_dict() for timing in timings], indent=2))
+        return
+    table = Table("shape", "implementation", "ms (fwd+bwd)", "speedup", "GB/s", "memory-bound ms")
+    for index, timing in enumerate(timings):
+        name = timing.implementation + (" (default)" if timing.default else "")
+        last_of_shape = index + 1 == len(timings) or timings[index + 1].shape != timing.shape
+        table.add_row(
+            timing.shape,
+            name,
+            f"{timing.milliseconds:.1f}",
+            f"{timing.speedup:.2f}",
+            f"{timing.gigabytes_per_second:.1f}",
+            f"{timing.bound_milliseconds:.1f}",
+            end_section=last_of_shape,
+        )
+    make_console().print(table)
+
+
+@bench_app.command("model")
+@friendly_errors
+def bench_model(
+    config: ConfigFiles,
+    overrides: Overrides = None,
+    repeats: Repeats = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Training-step time and inference speed of configs' models against their baselines."""
+    configs = [load_config(path, overrides or ()) for path in config]
+    from involution_bench import bench
+
+    timings = [
+        timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
+    ]
+    if as_json:
+        typer.echo(json.dumps([timing.to_dict() for timing in timings], indent=2))
+        return
+    table = Table("config", "variant", "XLA", "step ms", "speedup", "train img/s", "infer img/s")
+    for timing in timings:
+        table.add_row(
+            timing.config,
+            timing.variant,
+            "on" if timing.jit_compile else "off",
+            f"{timing.step_milliseconds:.1f}",
+            f"{timing.speedup:.2f}",
+            f"{timing.train_images_per_second:,.0f}",
+            f"{timing.inference_images_per_second:,.0f}",
+        )
+    make_console().print(table)
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

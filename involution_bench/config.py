@@ -134,7 +134,8 @@ class TrainConfig(_Section):
     batch_size: PositiveInt = 256
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: PositiveFloat = 1e-3
-    jit_compile: bool = False
+    # XLA: "auto" turns it on only where it pays (see training.resolve_jit_compile).
+    jit_compile: Literal["auto"] | bool = "auto"
 
 
 class ExperimentConfig(_Section):

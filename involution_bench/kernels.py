@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from involution_bench.errors import RunError
-from involution_bench.layers import Involution
+from involution_bench.models import involution_layers
 
 
 def load_trained_model(path: Path) -> keras.Model:
@@ -24,10 +24,6 @@ def load_trained_model(path: Path) -> keras.Model:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a damaged archive
         raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
-
-
-def involution_layers(model: keras.Model) -> list[Involution]:
-    return [layer for layer in model.layers if isinstance(layer, Involution)]
 
 
 def kernel_maps(model: keras.Model, images: np.ndarray) -> list[tuple[str, np.ndarray]]:

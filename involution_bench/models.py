@@ -28,17 +28,36 @@ def build_model(
     layers: Sequence[tuple[str, dict[str, Any]]],
     input_shape: Sequence[int],
     name: str = "model",
+    builders: dict[str, Callable[..., keras.layers.Layer]] | None = None,
 ) -> keras.Model:
     """A functional model applying `layers` (kind, arguments) in order.
 
     The arguments are those `config.LAYER_KINDS` validates; they are named as
     the Keras constructors name them, so they pass straight through.
+    `builders` replaces `LAYER_BUILDERS` (the benchmark swaps in the
+    article's involution this way).
     """
+    builders = builders or LAYER_BUILDERS
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     outputs = inputs
     for kind, args in layers:
-        outputs = LAYER_BUILDERS[kind](**args)(outputs)
+        outputs = builders[kind](**args)(outputs)
     return keras.Model(inputs, outputs, name=name)
+
+
+def involution_layers(model: keras.Model) -> list[Involution]:
+    return [layer for layer in model.layers if isinstance(layer, Involution)]
+
+
+def uses_native_involution(model: keras.Model) -> bool:
+    """Whether any involution layer will run the native kernel, which XLA cannot compile."""
+    return any(layer.resolved_implementation() == "native" for layer in involution_layers(model))
+
+
+def prepare_for_xla(model: keras.Model) -> None:
+    """Make every involution layer use the op XLA can compile (pure TensorFlow)."""
+    for layer in involution_layers(model):
+        layer.implementation = "slices"
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:

@@ -12,13 +12,12 @@ def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
     return out, total // 2
 
 
-def involution_reference(x, kernel, kernel_size, stride=1, groups=1):
-    """The DESIGN.md formula as direct loops, in float64."""
-    batch, height, width, channels = x.shape
+def contributions(x_shape, kernel_size, stride, groups):
+    """Every (i, j, tap, row, col, channel, group) term of the DESIGN.md formula."""
+    _, height, width, channels = x_shape
     out_h, pad_top = same_padding(height, kernel_size, stride)
     out_w, pad_left = same_padding(width, kernel_size, stride)
     group_size = channels // groups
-    out = np.zeros((batch, out_h, out_w, channels))
     for i in range(out_h):
         for j in range(out_w):
             for u in range(kernel_size):
@@ -28,6 +27,22 @@ def involution_reference(x, kernel, kernel_size, stride=1, groups=1):
                     if not (0 <= row < height and 0 <= col < width):
                         continue
                     for c in range(channels):
-                        weight = kernel[:, i, j, u * kernel_size + v, c // group_size]
-                        out[:, i, j, c] += weight * x[:, row, col, c]
+                        yield i, j, u * kernel_size + v, row, col, c, c // group_size
+
+
+def involution_reference(x, kernel, kernel_size, stride=1, groups=1):
+    """The DESIGN.md formula as direct loops, in float64."""
+    out = np.zeros((*kernel.shape[:3], x.shape[-1]))
+    for i, j, tap, row, col, c, g in contributions(x.shape, kernel_size, stride, groups):
+        out[:, i, j, c] += kernel[:, i, j, tap, g] * x[:, row, col, c]
     return out
+
+
+def involution_gradients_reference(x, kernel, upstream, kernel_size, stride=1, groups=1):
+    """(d input, d kernel) of sum(upstream * involution(x, kernel)), as direct loops."""
+    grad_x = np.zeros(x.shape)
+    grad_kernel = np.zeros(kernel.shape)
+    for i, j, tap, row, col, c, g in contributions(x.shape, kernel_size, stride, groups):
+        grad_x[:, row, col, c] += kernel[:, i, j, tap, g] * upstream[:, i, j, c]
+        grad_kernel[:, i, j, tap, g] += x[:, row, col, c] * upstream[:, i, j, c]
+    return grad_x, grad_kernel

@@ -36,7 +36,7 @@ def test_bare_kinds_and_defaults_are_filled_in(write_config):
         "reduction_ratio": 1,
         "name": "inv_1",
     }
-    assert config.data.dir is None and config.train.jit_compile is False
+    assert config.data.dir is None and config.train.jit_compile == "auto"
 
 
 def test_dumped_config_reloads_to_the_same_config(write_config):

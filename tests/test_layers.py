@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from reference import involution_reference
+from reference import involution_gradients_reference, involution_reference
 
 import involution_bench  # noqa: F401  (registers the layer for loading)
 from involution_bench.layers import Involution, involution
+from involution_bench.native import native_ops
 
 # (batch, height, width, channels, kernel_size, stride, groups)
 SHAPES = [
@@ -32,28 +33,64 @@ def random_case(shape, seed=0):
     return x, kernel
 
 
+native_only = pytest.mark.skipif(
+    native_ops() is None, reason="the native kernel is unavailable (see test_native)"
+)
+IMPLEMENTATIONS = [pytest.param("native", marks=native_only), "slices", "auto"]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_op_matches_direct_reference(shape):
+def test_op_and_both_gradients_match_direct_reference(shape, implementation):
     x, kernel = random_case(shape)
     _, _, _, _, kernel_size, stride, groups = shape
     expected = involution_reference(x, kernel, kernel_size, stride, groups)
-    actual = involution(tf.constant(x), tf.constant(kernel), kernel_size, stride, groups)
+    upstream = np.random.default_rng(5).normal(size=expected.shape)
+    expected_grads = involution_gradients_reference(
+        x, kernel, upstream, kernel_size, stride, groups
+    )
+    x_t, kernel_t = tf.constant(x), tf.constant(kernel)
+    with tf.GradientTape() as tape:
+        tape.watch([x_t, kernel_t])
+        actual = involution(x_t, kernel_t, kernel_size, stride, groups, implementation)
+    grads = tape.gradient(actual, [x_t, kernel_t], output_gradients=tf.constant(upstream))
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-10, atol=1e-10)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(grad.numpy(), expected_grad, rtol=1e-10, atol=1e-10)
 
 
-def test_op_float32_close_to_reference():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_op_inside_an_xla_compiled_function(implementation):
+    """Under jit_compile, the layer must be told to use slices; both agree with eager."""
+    shape = (2, 9, 6, 8, 7, 2, 2)
+    x, kernel = random_case(shape, seed=4)
+    x_t, kernel_t = tf.constant(x, tf.float32), tf.constant(kernel, tf.float32)
+    compiled = tf.function(lambda a, b: involution(a, b, 7, 2, 2, "slices"), jit_compile=True)
+    eager = involution(x_t, kernel_t, 7, 2, 2, implementation)
+    np.testing.assert_allclose(compiled(x_t, kernel_t).numpy(), eager.numpy(), atol=1e-4)
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        involution(tf.zeros((1, 4, 4, 2)), tf.zeros((1, 4, 4, 9, 1)), 3, implementation="fast")
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_op_float32_close_to_reference(implementation):
     shape = (2, 6, 6, 8, 3, 1, 2)
     x, kernel = random_case(shape, seed=3)
-    actual = involution(tf.constant(x, tf.float32), tf.constant(kernel, tf.float32), 3, 1, 2)
+    x_t, kernel_t = tf.constant(x, tf.float32), tf.constant(kernel, tf.float32)
+    actual = involution(x_t, kernel_t, 3, 1, 2, implementation)
     assert actual.dtype == tf.float32
     np.testing.assert_allclose(
         actual.numpy(), involution_reference(x, kernel, 3, 1, 2), rtol=1e-4, atol=1e-4
     )
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape", [(2, 5, 6, 4, 3, 1, 2), (1, 7, 5, 4, 7, 2, 2)], ids=str)
-def test_op_gradients_match_numeric(shape):
+def test_op_gradients_match_numeric(shape, implementation):
     """Directional derivatives of a scalar loss: tape gradients against central differences."""
     x, kernel = random_case(shape, seed=1)
     _, _, _, _, kernel_size, stride, groups = shape
@@ -61,13 +98,15 @@ def test_op_gradients_match_numeric(shape):
     weights = rng.normal(size=involution_reference(x, kernel, kernel_size, stride, groups).shape)
 
     def loss(x, kernel):
-        output = involution(tf.constant(x), tf.constant(kernel), kernel_size, stride, groups)
+        output = involution(
+            tf.constant(x), tf.constant(kernel), kernel_size, stride, groups, implementation
+        )
         return float(tf.reduce_sum(output * weights))
 
     x_t, kernel_t = tf.constant(x), tf.constant(kernel)
     with tf.GradientTape() as tape:
         tape.watch([x_t, kernel_t])
-        output = involution(x_t, kernel_t, kernel_size, stride, groups)
+        output = involution(x_t, kernel_t, kernel_size, stride, groups, implementation)
         total = tf.reduce_sum(output * weights)
     grad_x, grad_kernel = (g.numpy() for g in tape.gradient(total, [x_t, kernel_t]))
     step = 1e-4

@@ -67,3 +67,45 @@ def test_saved_model_reloads_in_a_new_process_with_the_trained_logits(
     np.testing.assert_allclose(
         np.load(tmp_path / "logits.npy"), run.model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+NATIVE_MODEL = [
+    {"involution": {"kernel_size": 5, "groups": 1, "reduction_ratio": 1, "name": "inv_1"}},
+    {"max_pool": {"pool_size": 8}},
+    "flatten",
+    {"dense": {"units": 10}},
+]
+
+
+@pytest.mark.parametrize(
+    ("layers", "setting", "expected"),
+    [
+        (NATIVE_MODEL, "auto", False),  # XLA cannot compile the native kernel
+        (NATIVE_MODEL, True, True),  # honoured: its involutions switch to slices
+        (NATIVE_MODEL, False, False),
+        ([{"conv2d": {"filters": 2}}, "flatten", {"dense": {"units": 10}}], "auto", "auto"),
+    ],
+)
+def test_jit_compile_resolution(layers, setting, expected):
+    from involution_bench.layers import native_suits
+    from involution_bench.models import build_model
+    from involution_bench.training import resolve_jit_compile
+
+    raw = tiny_config()
+    raw["model"]["layers"] = layers
+    config = config_from_dict(raw)
+    model = build_model(config.layers, config.model.input_shape)
+    if layers is NATIVE_MODEL and setting == "auto" and not native_suits("float32"):
+        expected = "auto"  # no native kernel here: Keras decides
+    assert resolve_jit_compile(setting, model) == expected
+
+
+def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    raw = tiny_config(epochs=1, jit_compile=True)
+    raw["model"]["layers"] = NATIVE_MODEL
+    result = train(config_from_dict(raw), tmp_path)
+    assert result.summary["status"] == "completed"
+    assert result.summary["jit_compile"] is True
+    assert result.summary["involution_op"] == "slices"
+    assert np.isfinite(result.summary["final_val_loss"])

@@ -1,0 +1,285 @@
+"""Timing the involution op's implementations and whole models, side by side.
+
+Every figure is a median over repeats after warm-up, measured in the same
+process as its baseline, so ratios hold even on a noisy machine. The
+baseline is the article's formulation (`article_involution`, kept here as
+the source article wrote it): `tf.image.extract_patches`, which materializes
+a tensor K*K times the size of the input, then a multiply and a sum.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from involution_bench.config import ExperimentConfig
+from involution_bench.layers import Involution, auto_implementation, involution
+from involution_bench.models import LAYER_BUILDERS, build_model
+from involution_bench.native import native_ops
+
+FLOAT_BYTES = 4
+
+
+def article_involution(
+    inputs: tf.Tensor, kernel: tf.Tensor, kernel_size: int, stride: int = 1, groups: int = 1
+) -> tf.Tensor:
+    """The source article's computation, with the official (contiguous) channel groups."""
+    channels = inputs.shape[-1]
+    patches = tf.image.extract_patches(
+        images=inputs,
+        sizes=[1, kernel_size, kernel_size, 1],
+        strides=[1, stride, stride, 1],
+        rates=[1, 1, 1, 1],
+        padding="SAME",
+    )  # (B, H', W', K*K*C)
+    shape = tf.shape(patches)
+    patches = tf.reshape(
+        patches, [shape[0], shape[1], shape[2], kernel_size**2, groups, channels // groups]
+    )
+    output = tf.reduce_sum(kernel[..., tf.newaxis] * patches, axis=3)
+    return tf.reshape(output, [shape[0], shape[1], shape[2], channels])
+
+
+@dataclass(frozen=True)
+class OpShape:
+    """One benchmark case of the op: square images, TF "SAME" padding."""
+
+    name: str
+    batch: int
+    size: int
+    channels: int
+    kernel_size: int
+    groups: int
+    stride: int
+
+    @property
+    def out_size(self) -> int:
+        return -(-self.size // self.stride)
+
+    def arrays(self, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Input, kernel and an upstream gradient, float32."""
+        rng = np.random.default_rng(seed)
+        out = (self.batch, self.out_size, self.out_size)
+        return tuple(
+            tf.constant(rng.standard_normal(shape, dtype=np.float32))
+            for shape in (
+                (self.batch, self.size, self.size, self.channels),
+                (*out, self.kernel_size**2, self.groups),
+                (*out, self.channels),
+            )
+        )
+
+    def minimum_bytes(self) -> int:
+        """Bytes a forward plus backward pass must move at least.
+
+        Forward reads x and the kernel and writes y; the input gradient reads
+        dy and the kernel and writes dx; the kernel gradient reads dy and x
+        and writes dk: three passes over each of x, kernel and y.
+        """
+        out_positions = self.batch * self.out_size**2
+        values = (
+            self.batch * self.size**2 * self.channels
+            + out_positions * self.kernel_size**2 * self.groups
+            + out_positions * self.channels
+        )
+        return 3 * values * FLOAT_BYTES
+
+
+OP_SHAPES = {
+    shape.name: shape
+    for shape in (
+        OpShape("article", batch=256, size=32, channels=3, kernel_size=3, groups=1, stride=1),
+        OpShape("rednet", batch=64, size=32, channels=64, kernel_size=7, groups=4, stride=1),
+        OpShape("rednet-s2", batch=64, size=32, channels=64, kernel_size=7, groups=4, stride=2),
+    )
+}
+
+
+@dataclass(frozen=True)
+class OpImplementation:
+    name: str
+    op: Callable[..., tf.Tensor]  # (inputs, kernel, kernel_size, stride, groups)
+    jit_compile: bool = False
+
+
+def op_implementations() -> list[OpImplementation]:
+    """The article's baseline first, then every path invbench can take here."""
+    implementations = [
+        OpImplementation("article", article_involution),
+        OpImplementation("slices", _with_implementation("slices")),  # pure TF, XLA-compiled
+    ]
+    if native_ops() is not None:
+        implementations.append(OpImplementation("native", _with_implementation("native")))
+    return implementations
+
+
+def default_op_path(shape: OpShape) -> str:
+    """What `Involution` runs with its defaults on this machine, in float32."""
+    return auto_implementation(tf.float32, shape.channels // shape.groups, shape.kernel_size)
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    shape: str
+    implementation: str
+    milliseconds: float  # median forward + backward
+    speedup: float  # the article's time over this one's
+    gigabytes_per_second: float  # minimum bytes moved over the time
+    bound_milliseconds: float  # the minimum bytes at the measured memory bandwidth
+    default: bool  # the path invbench takes by default
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def forward_backward(implementation: OpImplementation, shape: OpShape) -> Callable[[], object]:
+    """A compiled callable running the op and both its gradients on fixed data."""
+    inputs, kernel, upstream = shape.arrays()
+
+    @tf.function(jit_compile=implementation.jit_compile, reduce_retracing=True)
+    def step(inputs, kernel, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, kernel])
+            output = implementation.op(
+                inputs, kernel, shape.kernel_size, shape.stride, shape.groups
+            )
+        return tape.gradient(output, [inputs, kernel], output_gradients=upstream)
+
+    return lambda: step(inputs, kernel, upstream)
+
+
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        _wait(run())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _wait(run())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Bytes per second of a large copy (read + write), the machine's streaming speed."""
+    source = np.ones(megabytes * 2**20 // FLOAT_BYTES, dtype=np.float32)
+    target = np.empty_like(source)
+    seconds = median_seconds(lambda: np.copyto(target, source), repeats, warmup=1)
+    return 2 * source.nbytes / seconds
+
+
+def bench_op(shapes: Sequence[OpShape], repeats: int = 10, warmup: int = 3) -> list[OpTiming]:
+    """Forward + backward time of every implementation on every shape."""
+    bandwidth = memory_bandwidth()
+    timings = []
+    for shape in shapes:
+        seconds = {
+            implementation.name: median_seconds(
+                forward_backward(implementation, shape), repeats, warmup
+            )
+            for implementation in op_implementations()
+        }
+        for name, value in seconds.items():
+            timings.append(
+                OpTiming(
+                    shape=shape.name,
+                    implementation=name,
+                    milliseconds=value * 1e3,
+                    speedup=seconds["article"] / value,
+                    gigabytes_per_second=shape.minimum_bytes() / value / 1e9,
+                    bound_milliseconds=shape.minimum_bytes() / bandwidth * 1e3,
+                    default=name == default_op_path(shape),
+                )
+            )
+    return timings
+
+
+@dataclass(frozen=True)
+class ModelTiming:
+    config: str
+    variant: str
+    jit_compile: bool
+    step_milliseconds: float  # one training step at the config's batch size
+    train_images_per_second: float
+    inference_images_per_second: float
+    speedup: float  # the baseline's step time over this one's
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ArticleInvolution(Involution):
+    """The `Involution` layer computing its op the article's way (the model baseline)."""
+
+    def call(self, inputs, training=None):
+        kernel = self.generate_kernel(inputs, training=training)
+        return article_involution(inputs, kernel, self.kernel_size, self.stride, self.groups)
+
+
+def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, bool]]:
+    """(variant, model, jit_compile): the baseline first, then what invbench trains."""
+    from involution_bench.training import resolve_jit_compile
+
+    layers, shape = config.layers, config.model.input_shape
+    ours = build_model(layers, shape, config.name)
+    jit = resolve_jit_compile(config.train.jit_compile, ours)
+    if any(kind == "involution" for kind, _ in layers):
+        builders = {**LAYER_BUILDERS, "involution": ArticleInvolution}
+        baseline = build_model(layers, shape, config.name, builders=builders)
+        # The article trained without XLA; its extract_patches form gains little from it.
+        return [("article formulation", baseline, False), ("invbench", ours, jit)]
+    keras_default = build_model(layers, shape, config.name)
+    return [("keras defaults", keras_default, None), ("invbench", ours, jit)]
+
+
+def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[ModelTiming]:
+    """Training-step time and inference speed of a config's model against its baseline."""
+    batch = config.train.batch_size
+    rng = np.random.default_rng(config.seed)
+    images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
+    labels = rng.integers(0, 10, batch).astype(np.int32)
+    results = []
+    for variant, model, jit in model_variants(config):
+        # jit None: Keras' own default ("auto"), the baseline for plain models.
+        model.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile="auto" if jit is None else jit,
+        )
+        step = median_seconds(lambda m=model: m.train_on_batch(images, labels), steps, warmup)
+        infer = median_seconds(lambda m=model: m.predict_on_batch(images), steps, warmup)
+        results.append(
+            ModelTiming(
+                config=config.name,
+                variant=variant,
+                jit_compile=bool(model.jit_compile),
+                step_milliseconds=step * 1e3,
+                train_images_per_second=batch / step,
+                inference_images_per_second=batch / infer,
+                speedup=0.0,
+            )
+        )
+    baseline = results[0].step_milliseconds
+    return [
+        ModelTiming(**{**timing.to_dict(), "speedup": baseline / timing.step_milliseconds})
+        for timing in results
+    ]
+
+
+def _with_implementation(name: str) -> Callable[..., tf.Tensor]:
+    def op(inputs, kernel, kernel_size, stride, groups):
+        return involution(inputs, kernel, kernel_size, stride, groups, implementation=name)
+
+    return op
+
+
+def _wait(result: object) -> None:
+    """Block until a result is computed (eager ops can return before they finish)."""
+    for tensor in tf.nest.flatten(result):
+        if hasattr(tensor, "numpy"):
+            tensor.numpy()

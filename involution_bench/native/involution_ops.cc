@@ -1,0 +1,394 @@
+// Involution as fused TensorFlow CPU ops: the forward pass and both gradients.
+//
+// For output position (i, j) and channel c in group g = c / (C / G):
+//   out[b, i, j, c] = sum_{u, v} kernel[b, i, j, u*K + v, g] * x[b, i*s + u - pt, j*s + v - pl, c]
+// with TF "SAME" padding (pt, pl). Every loop reads each input value once per
+// tap from cache and runs innermost over a group's contiguous channels, so the
+// compiler vectorizes it (a group of 16 floats is one AVX-512 register). Work
+// is split over rows of the output (or, for the input gradient, of the input),
+// so no two threads ever write the same value: no atomics, no scratch copies.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::errors::InvalidArgument;
+using tensorflow::shape_inference::InferenceContext;
+
+struct Geometry {
+  int64_t batch, height, width, channels;
+  int64_t out_height, out_width;
+  int64_t kernel_size, stride, groups, group_channels;
+  int64_t pad_top, pad_left;
+  int64_t taps() const { return kernel_size * kernel_size; }
+};
+
+// Reads the attributes once per kernel instance.
+class InvolutionBase : public OpKernel {
+ public:
+  explicit InvolutionBase(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("kernel_size", &kernel_size_));
+    OP_REQUIRES_OK(context, context->GetAttr("stride", &stride_));
+    OP_REQUIRES_OK(context, context->GetAttr("groups", &groups_));
+    OP_REQUIRES(context, kernel_size_ > 0 && stride_ > 0 && groups_ > 0,
+                InvalidArgument("kernel_size, stride and groups must be positive"));
+  }
+
+ protected:
+  // Checks the input and kernel shapes and works out the geometry.
+  // On a bad shape it sets the context's status, which callers check.
+  void Prepare(OpKernelContext* context, const Tensor& input, const Tensor& kernel,
+               Geometry* geometry) {
+    OP_REQUIRES(context, input.dims() == 4,
+                InvalidArgument("input must be (B, H, W, C), got ", input.shape().DebugString()));
+    Geometry& g = *geometry;
+    g.batch = input.dim_size(0);
+    g.height = input.dim_size(1);
+    g.width = input.dim_size(2);
+    g.channels = input.dim_size(3);
+    g.kernel_size = kernel_size_;
+    g.stride = stride_;
+    g.groups = groups_;
+    OP_REQUIRES(context, g.channels % g.groups == 0,
+                InvalidArgument("groups=", g.groups, " must divide the channels (", g.channels, ")"));
+    g.group_channels = g.channels / g.groups;
+    g.out_height = (g.height + g.stride - 1) / g.stride;
+    g.out_width = (g.width + g.stride - 1) / g.stride;
+    const int64_t pad_height =
+        std::max<int64_t>((g.out_height - 1) * g.stride + g.kernel_size - g.height, 0);
+    const int64_t pad_width =
+        std::max<int64_t>((g.out_width - 1) * g.stride + g.kernel_size - g.width, 0);
+    g.pad_top = pad_height / 2;
+    g.pad_left = pad_width / 2;
+    const TensorShape expected({g.batch, g.out_height, g.out_width, g.taps(), g.groups});
+    OP_REQUIRES(context, kernel.shape() == expected,
+                InvalidArgument("kernel must be ", expected.DebugString(), ", got ",
+                                kernel.shape().DebugString()));
+  }
+
+  // Prepare, and check that the upstream gradient has the output's shape.
+  void PrepareGradient(OpKernelContext* context, const Tensor& grad, const Tensor& input,
+                       const Tensor& kernel, Geometry* geometry) {
+    Prepare(context, input, kernel, geometry);
+    if (!context->status().ok()) return;
+    const Geometry& g = *geometry;
+    OP_REQUIRES(context,
+                grad.shape() == TensorShape({g.batch, g.out_height, g.out_width, g.channels}),
+                InvalidArgument("gradient shape ", grad.shape().DebugString(),
+                                " does not match the output"));
+  }
+
+  // Splits [0, rows) into chunks run on TensorFlow's intra-op thread pool.
+  template <typename Body>
+  void ForEachRows(OpKernelContext* context, int64_t rows, int64_t cost_per_row, Body body) {
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+    workers->ParallelFor(rows, cost_per_row, body);
+  }
+
+  int kernel_size_ = 0;
+  int stride_ = 0;
+  int groups_ = 0;
+};
+
+// Calls body(std::integral_constant<int64_t, CG>()) with the group's channel
+// count as a compile-time constant for the common sizes, so the channel loops
+// unroll into whole vector registers and the sums stay in registers; 0 means
+// "known only at run time" (a slower, general loop).
+template <typename Body>
+void WithGroupChannels(int64_t group_channels, Body body) {
+  switch (group_channels) {
+    case 1: return body(std::integral_constant<int64_t, 1>());
+    case 2: return body(std::integral_constant<int64_t, 2>());
+    case 3: return body(std::integral_constant<int64_t, 3>());
+    case 4: return body(std::integral_constant<int64_t, 4>());
+    case 8: return body(std::integral_constant<int64_t, 8>());
+    case 16: return body(std::integral_constant<int64_t, 16>());
+    case 32: return body(std::integral_constant<int64_t, 32>());
+    default: return body(std::integral_constant<int64_t, 0>());
+  }
+}
+
+// The taps of one axis that land inside the image, for output index `index`:
+// [first, last) with source = index * stride - pad + tap.
+struct TapRange {
+  int64_t first, last, source;
+};
+
+inline TapRange ForwardTaps(int64_t index, int64_t stride, int64_t pad, int64_t size,
+                            int64_t kernel_size) {
+  const int64_t source = index * stride - pad;
+  return {std::max<int64_t>(0, -source), std::min<int64_t>(kernel_size, size - source), source};
+}
+
+// Forward pass over output rows [begin, end) (a row is one (b, i)).
+template <typename T, int64_t CG>
+void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
+  const int64_t cg = CG ? CG : g.group_channels;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t b = row / g.out_height, i = row % g.out_height;
+    const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
+    for (int64_t j = 0; j < g.out_width; ++j) {
+      const TapRange cols = ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
+      const int64_t position = row * g.out_width + j;
+      const T* weights = k + position * g.taps() * g.groups;
+      T* out = y + position * g.channels;
+      for (int64_t group = 0; group < g.groups; ++group) {
+        T sum[CG ? CG : 1] = {};
+        if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
+        for (int64_t u = rows.first; u < rows.last; ++u) {
+          const T* in_row =
+              x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
+              group * cg;
+          const T* tap_row = weights + u * g.kernel_size * g.groups + group;
+          for (int64_t v = cols.first; v < cols.last; ++v) {
+            const T w = tap_row[v * g.groups];
+            const T* in = in_row + v * g.channels;
+            if constexpr (CG > 0) {
+              for (int64_t c = 0; c < CG; ++c) sum[c] += w * in[c];
+            } else {
+              for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * in[c];
+            }
+          }
+        }
+        if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
+      }
+    }
+  }
+}
+
+// The (tap, output index) pairs whose window covers input index `index`.
+inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64_t out_size,
+                            int64_t* taps, int64_t* outputs) {
+  int64_t count = 0;
+  for (int64_t tap = 0; tap < g.kernel_size; ++tap) {
+    const int64_t scaled = index + pad - tap;
+    if (scaled < 0 || scaled % g.stride) continue;
+    const int64_t output = scaled / g.stride;
+    if (output >= out_size) continue;
+    taps[count] = tap;
+    outputs[count++] = output;
+  }
+  return count;
+}
+
+// Input gradient over input rows [begin, end): each value gathers from the
+// outputs whose windows cover it, so no two threads write the same value.
+template <typename T, int64_t CG>
+void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
+                   int64_t end) {
+  const int64_t cg = CG ? CG : g.group_channels;
+  std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
+  std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t b = row / g.height, y = row % g.height;
+    const int64_t row_count =
+        CoveringTaps(y, g, g.pad_top, g.out_height, row_taps.data(), row_outputs.data());
+    for (int64_t x = 0; x < g.width; ++x) {
+      const int64_t col_count =
+          CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
+      T* out = dx + (row * g.width + x) * g.channels;
+      for (int64_t group = 0; group < g.groups; ++group) {
+        T sum[CG ? CG : 1] = {};
+        if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
+        for (int64_t r = 0; r < row_count; ++r) {
+          const int64_t out_row = (b * g.out_height + row_outputs[r]) * g.out_width;
+          for (int64_t q = 0; q < col_count; ++q) {
+            const int64_t position = out_row + col_outputs[q];
+            const T w = k[(position * g.taps() + row_taps[r] * g.kernel_size + col_taps[q]) *
+                              g.groups +
+                          group];
+            const T* upstream = dy + position * g.channels + group * cg;
+            if constexpr (CG > 0) {
+              for (int64_t c = 0; c < CG; ++c) sum[c] += w * upstream[c];
+            } else {
+              for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * upstream[c];
+            }
+          }
+        }
+        if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
+      }
+    }
+  }
+}
+
+// Kernel gradient over output rows [begin, end): per output position and
+// tap, a dot product over each group's channels; padding taps get zero.
+template <typename T, int64_t CG>
+void KernelGradRows(const Geometry& g, const T* dy, const T* x, T* dk, int64_t begin,
+                    int64_t end) {
+  const int64_t cg = CG ? CG : g.group_channels;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t b = row / g.out_height, i = row % g.out_height;
+    const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
+    for (int64_t j = 0; j < g.out_width; ++j) {
+      const TapRange cols = ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
+      const int64_t position = row * g.out_width + j;
+      T* out = dk + position * g.taps() * g.groups;
+      std::fill(out, out + g.taps() * g.groups, T(0));
+      for (int64_t group = 0; group < g.groups; ++group) {
+        T upstream[CG ? CG : 1];
+        const T* upstream_group = dy + position * g.channels + group * cg;
+        if constexpr (CG > 0) std::copy(upstream_group, upstream_group + CG, upstream);
+        for (int64_t u = rows.first; u < rows.last; ++u) {
+          const T* in_row =
+              x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
+              group * cg;
+          for (int64_t v = cols.first; v < cols.last; ++v) {
+            const T* in = in_row + v * g.channels;
+            T total = 0;
+            // A vector reduction (a fixed tree of partial sums, the same on every
+            // run): a strictly ordered sum would be one long dependency chain.
+            if constexpr (CG > 0) {
+#pragma omp simd reduction(+ : total)
+              for (int64_t c = 0; c < CG; ++c) total += upstream[c] * in[c];
+            } else {
+#pragma omp simd reduction(+ : total)
+              for (int64_t c = 0; c < cg; ++c) total += upstream_group[c] * in[c];
+            }
+            out[(u * g.kernel_size + v) * g.groups + group] = total;
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+class InvolutionOp : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& input = context->input(0);
+    const Tensor& kernel = context->input(1);
+    Geometry g;
+    Prepare(context, input, kernel, &g);
+    if (!context->status().ok()) return;
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShape({g.batch, g.out_height, g.out_width, g.channels}),
+                                &output));
+    const T* x = input.flat<T>().data();
+    const T* k = kernel.flat<T>().data();
+    T* y = output->flat<T>().data();
+    WithGroupChannels(g.group_channels, [&](auto constant) {
+      ForEachRows(context, g.batch * g.out_height, g.out_width * g.taps() * g.channels,
+                  [&](int64_t begin, int64_t end) {
+                    ForwardRows<T, decltype(constant)::value>(g, x, k, y, begin, end);
+                  });
+    });
+  }
+};
+
+// Both gradients share one op class: kInputGrad picks the input gradient
+// (inputs: grad, kernel, input) or the kernel gradient (grad, input, kernel).
+// The last input only lends its shape to the result.
+template <typename T, bool kInputGrad>
+class InvolutionGradOp : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& grad = context->input(0);
+    const Tensor& operand = context->input(1);
+    const Tensor& like = context->input(2);
+    const Tensor& input = kInputGrad ? like : operand;
+    const Tensor& kernel = kInputGrad ? operand : like;
+    Geometry g;
+    PrepareGradient(context, grad, input, kernel, &g);
+    if (!context->status().ok()) return;
+    Tensor* result = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, like.shape(), &result));
+    const T* dy = grad.flat<T>().data();
+    const T* other = operand.flat<T>().data();
+    T* out = result->flat<T>().data();
+    const int64_t work = g.width * g.taps() * g.channels;
+    WithGroupChannels(g.group_channels, [&](auto constant) {
+      constexpr int64_t kGroupChannels = decltype(constant)::value;
+      if constexpr (kInputGrad) {
+        ForEachRows(context, g.batch * g.height, work / (g.stride * g.stride) + 1,
+                    [&](int64_t begin, int64_t end) {
+                      InputGradRows<T, kGroupChannels>(g, dy, other, out, begin, end);
+                    });
+      } else {
+        ForEachRows(context, g.batch * g.out_height, work / g.stride + 1,
+                    [&](int64_t begin, int64_t end) {
+                      KernelGradRows<T, kGroupChannels>(g, dy, other, out, begin, end);
+                    });
+      }
+    });
+  }
+};
+
+tensorflow::Status SameAsInput(InferenceContext* context, int index) {
+  context->set_output(0, context->input(index));
+  return tensorflow::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("InvbenchInvolution")
+    .Input("input: T")
+    .Input("kernel: T")
+    .Output("output: T")
+    .Attr("T: {float, double}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) {
+      tensorflow::shape_inference::ShapeHandle input, kernel;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 4, &input));
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(1), 5, &kernel));
+      context->set_output(0, context->MakeShape({context->Dim(kernel, 0), context->Dim(kernel, 1),
+                                                 context->Dim(kernel, 2), context->Dim(input, 3)}));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("InvbenchInvolutionInputGrad")
+    .Input("grad: T")
+    .Input("kernel: T")
+    .Input("input: T")
+    .Output("input_grad: T")
+    .Attr("T: {float, double}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 2); });
+
+REGISTER_OP("InvbenchInvolutionKernelGrad")
+    .Input("grad: T")
+    .Input("input: T")
+    .Input("kernel: T")
+    .Output("kernel_grad: T")
+    .Attr("T: {float, double}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 2); });
+
+#define REGISTER_KERNELS(T)                                                                    \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchInvolution").Device(DEVICE_CPU).TypeConstraint<T>("T"), InvolutionOp<T>); \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchInvolutionInputGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),          \
+      InvolutionGradOp<T, true>);                                                              \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchInvolutionKernelGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
+      InvolutionGradOp<T, false>);
+
+REGISTER_KERNELS(float);
+REGISTER_KERNELS(double);

@@ -1,0 +1,90 @@
+"""The benchmark: its article baseline computes involution, and its tables hold up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from conftest import tiny_config
+from reference import involution_reference
+from typer.testing import CliRunner
+
+from involution_bench import bench
+from involution_bench.cli import app
+from involution_bench.config import config_from_dict
+
+runner = CliRunner()
+TINY = bench.OpShape("tiny", batch=2, size=9, channels=8, kernel_size=3, groups=2, stride=2)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 9, 4, 3, 1, 2), (1, 9, 6, 8, 7, 2, 4)], ids=str)
+def test_article_formulation_computes_involution(shape):
+    batch, height, width, channels, kernel_size, stride, groups = shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, height, width, channels))
+    kernel = rng.normal(
+        size=(batch, -(-height // stride), -(-width // stride), kernel_size**2, groups)
+    )
+    actual = bench.article_involution(
+        tf.constant(x), tf.constant(kernel), kernel_size, stride, groups
+    )
+    np.testing.assert_allclose(
+        actual.numpy(), involution_reference(x, kernel, kernel_size, stride, groups), atol=1e-10
+    )
+
+
+def test_minimum_bytes_counts_three_passes_over_input_kernel_and_output():
+    # x: 2*81*8, kernel: 2*25*9*2, output: 2*25*8 floats
+    assert TINY.minimum_bytes() == 3 * 4 * (2 * 81 * 8 + 2 * 25 * 9 * 2 + 2 * 25 * 8)
+
+
+def test_op_table_has_every_implementation_against_the_article():
+    timings = bench.bench_op([TINY], repeats=2, warmup=1)
+    names = [timing.implementation for timing in timings]
+    assert names[0] == "article" and "slices" in names
+    assert timings[0].speedup == 1.0
+    assert sum(timing.default for timing in timings) == 1
+    for timing in timings:
+        assert timing.milliseconds > 0 and timing.gigabytes_per_second > 0
+        assert timing.speedup == pytest.approx(timings[0].milliseconds / timing.milliseconds)
+
+
+@pytest.mark.parametrize(
+    ("layers", "variants"),
+    [
+        (None, ["article formulation", "invbench"]),  # the tiny model has an involution
+        (
+            [{"conv2d": {"filters": 4, "kernel_size": 3}}, "flatten", {"dense": {"units": 10}}],
+            ["keras defaults", "invbench"],
+        ),
+    ],
+)
+def test_model_table_compares_against_the_right_baseline(layers, variants):
+    raw = tiny_config()
+    if layers:
+        raw["model"]["layers"] = layers
+    timings = bench.bench_model(config_from_dict(raw), steps=2, warmup=1)
+    assert [timing.variant for timing in timings] == variants
+    assert timings[0].speedup == 1.0
+    assert all(timing.train_images_per_second > 0 for timing in timings)
+
+
+def test_cli_bench_op_json_and_unknown_shape(monkeypatch):
+    monkeypatch.setattr(bench, "OP_SHAPES", {"tiny": TINY})
+    result = runner.invoke(app, ["bench", "op", "--repeats", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["shape"] for row in rows} == {"tiny"}
+    bad = runner.invoke(app, ["bench", "op", "--shape", "huge"])
+    assert bad.exit_code == 2
+    assert "--shape: unknown shape 'huge' (known: tiny)" in bad.stderr
+
+
+def test_cli_bench_model_table(write_config):
+    path = write_config(yaml.safe_load(yaml.safe_dump(tiny_config())))
+    result = runner.invoke(app, ["bench", "model", "-c", str(path), "--repeats", "2"])
+    assert result.exit_code == 0, result.output
+    assert "article formulation" in result.stdout and "invbench" in result.stdout
