@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce compare smoke clean
+.PHONY: install test lint format data train-conv train-inv reproduce compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ RUNS ?= runs
 COMPARE_DIR ?= runs/compare-$(STAMP)
 compare: $(INSTALLED)
 	$(INVBENCH) compare $(RUNS) --out $(COMPARE_DIR)
+
+# The op's implementations against the article's form, then whole models.
+bench: $(INSTALLED)
+	$(INVBENCH) bench op
+	$(INVBENCH) bench model --config configs/conv.yaml --config configs/inv.yaml
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)

@@ -6,8 +6,10 @@ line naming the file or key and the problem; 130 interrupted; 1 unexpected.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -68,7 +70,19 @@ def friendly_errors(command):
 @app.command()
 @friendly_errors
 def train(
-    config: ConfigFiles,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML; repeat for several."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue a stopped run from its last finished epoch "
+            "(--set train.epochs=N may lengthen it).",
+        ),
+    ] = None,
     overrides: Overrides = None,
     repeat: Annotated[
         int,
@@ -84,38 +98,83 @@ def train(
         bool, typer.Option("--quiet", "-q", help="Plain lines, no live display (for logs).")
     ] = False,
 ) -> None:
-    """Train each config's model into a new run folder."""
-    configs = [load_config(path, overrides or ()) for path in config]  # all checked first
+    """Train each config's model into a new run folder, or resume a stopped run."""
+    if bool(config) == bool(resume):
+        raise InvbenchError("train", "give --config FILE (one or more) or --resume RUN")
+    if resume and repeat != 1:
+        raise InvbenchError("--repeat", "cannot be combined with --resume")
+    configs = [load_config(path, overrides or ()) for path in config or ()]  # all checked first
 
-    from involution_bench.progress import EpochLines, LiveProgress
-    from involution_bench.training import prepare_run
+    from involution_bench.training import prepare_resume, prepare_run
 
-    console = make_console()
-    # Repeats interleave (A, B, A, B, ...) so a slow spell of the machine hits every config.
-    for repetition in range(repeat):
-        for base in configs:
-            experiment = base.model_copy(update={"seed": base.seed + repetition})
-            run = prepare_run(experiment, runs_dir)
-            # A live display only makes sense on a terminal; logs get one line per epoch.
-            live = console.is_terminal and not quiet
-            display = LiveProgress(console, experiment.name) if live else EpochLines(console)
-            try:
-                summary = run.fit(callbacks=[display])
-            except KeyboardInterrupt:
-                epochs = run.recorder.summary["epochs_done"]
-                typer.echo(f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s)", err=True)
-                raise typer.Exit(130) from None
-            finally:
-                if live:
-                    display.progress.stop()
-            console.print(
-                f"{experiment.name} (seed {experiment.seed}): best val_accuracy "
-                f"{summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
-                f"final {summary['final_val_accuracy']:.4f}, "
-                f"{summary['parameters']['total']:,} parameters, "
-                f"{summary['seconds_per_epoch']:.1f} s/epoch"
+    if resume:
+        jobs = [functools.partial(prepare_resume, resume, overrides or ())]
+    else:
+        # Repeats interleave (A, B, A, B, ...) so a slow spell of the machine hits every config.
+        jobs = [
+            functools.partial(
+                prepare_run, base.model_copy(update={"seed": base.seed + repetition}), runs_dir
             )
-            console.print(f"run folder: {run.run_dir}")
+            for repetition in range(repeat)
+            for base in configs
+        ]
+    console = make_console()
+    with terminate_as_interrupt():
+        for prepare in jobs:
+            fit_and_report(prepare(), console, quiet)
+
+
+def fit_and_report(run, console: Console, quiet: bool) -> None:
+    """Train a prepared run with a progress display, then print its result."""
+    from involution_bench.progress import EpochLines, LiveProgress
+    from involution_bench.training import NonFiniteLoss
+
+    experiment = run.config
+    # A live display only makes sense on a terminal; logs get one line per epoch.
+    live = console.is_terminal and not quiet
+    display = LiveProgress(console, experiment.name) if live else EpochLines(console)
+    try:
+        summary = run.fit(callbacks=[display])
+    except KeyboardInterrupt:
+        epochs = run.recorder.summary["epochs_done"]
+        typer.echo(
+            f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s); "
+            f"resume with: invbench train --resume {run.run_dir}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except NonFiniteLoss as exc:
+        typer.echo(f"error: {run.run_dir}: {exc}; the run is marked failed", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if live:
+            display.progress.stop()
+    console.print(
+        f"{experiment.name} (seed {experiment.seed}): best val_accuracy "
+        f"{summary['best_val_accuracy']:.4f} (epoch {summary['best_epoch']}), "
+        f"final {summary['final_val_accuracy']:.4f}, "
+        f"{summary['parameters']['total']:,} parameters, "
+        f"{summary['seconds_per_epoch']:.1f} s/epoch"
+    )
+    console.print(f"run folder: {run.run_dir}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a killed job, a closed session) stops a run as cleanly as Ctrl-C."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()

@@ -136,6 +136,8 @@ class TrainConfig(_Section):
     learning_rate: PositiveFloat = 1e-3
     # XLA: "auto" turns it on only where it pays (see training.resolve_jit_compile).
     jit_compile: Literal["auto"] | bool = "auto"
+    # Op determinism: identical histories from identical configs (slower on GPU).
+    deterministic: bool = False
 
 
 class ExperimentConfig(_Section):

@@ -20,6 +20,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,19 +182,49 @@ def _parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels.astype(np.int32)
 
 
-def make_datasets(data: Cifar10, batch_size: int, seed: int):
-    """(train, validation) tf.data pipelines: train reshuffled every epoch from `seed`."""
+@dataclass(frozen=True)
+class Pipelines:
+    """The tf.data inputs of a run: `train` streams epoch after epoch."""
+
+    train: Any
+    validation: Any
+    steps_per_epoch: int
+
+
+def epoch_order(size: int, seed: int, epoch: int):
+    """The training images' order in `epoch`: a permutation fixed by (seed, epoch)
+    alone, so a resumed run sees exactly the order it would have seen."""
+    import tensorflow as tf
+
+    return tf.argsort(tf.random.stateless_uniform([size], seed=[seed, epoch]))
+
+
+def make_datasets(data: Cifar10, batch_size: int, seed: int, first_epoch: int = 0) -> Pipelines:
+    """Train and validation pipelines; train starts at `first_epoch` and never ends.
+
+    Fit it with `steps_per_epoch` (Keras then keeps one iterator across epochs).
+    Batches never straddle two epochs; images are scaled batch by batch.
+    """
     import tensorflow as tf
 
     def scale(images, labels):
         return tf.cast(images, tf.float32) / 255.0, labels
 
+    size = len(data.x_train)
+    images, labels = tf.constant(data.x_train), tf.constant(data.y_train)
+
+    def epoch_batches(epoch):
+        order = epoch_order(size, seed, tf.cast(epoch, tf.int32))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
     autotune = tf.data.AUTOTUNE
     train = (
-        tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-        .shuffle(len(data.x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(scale, num_parallel_calls=autotune)
+        tf.data.Dataset.range(first_epoch, 2**31 - 1)
+        .flat_map(epoch_batches)
+        .map(
+            lambda order: scale(tf.gather(images, order), tf.gather(labels, order)),
+            num_parallel_calls=autotune,
+        )
         .prefetch(autotune)
     )
     validation = (
@@ -202,7 +233,7 @@ def make_datasets(data: Cifar10, batch_size: int, seed: int):
         .map(scale, num_parallel_calls=autotune)
         .prefetch(autotune)
     )
-    return train, validation
+    return Pipelines(train, validation, -(-size // batch_size))
 
 
 def scaled(images: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +23,10 @@ CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
-STATUSES = ("running", "completed", "failed", "interrupted")
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+CHECKPOINTS_DIR = "checkpoints"
+# "died" is never written: it is what a "running" run whose process is gone reads as.
+STATUSES = ("running", "completed", "failed", "interrupted", "died")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_seconds")
 
 
 def ensure_root(root: Path) -> Path:
@@ -100,11 +103,34 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.summary.get("status", "unknown")
+        """The recorded status, except that a run whose process has died reads "died"."""
+        status = self.summary.get("status", "unknown")
+        pid, host = self.summary.get("pid"), self.summary.get("host")
+        if status == "running" and host == socket.gethostname() and not process_alive(pid):
+            return "died"
+        return status
 
     @property
     def epochs_done(self) -> int:
         return len(self.history.get("val_accuracy", []))
+
+
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    """The model and optimizer state saved at the end of `epoch` (1-based)."""
+    return run_dir / CHECKPOINTS_DIR / f"epoch-{epoch:04d}.keras"
+
+
+def process_alive(pid: Any) -> bool:
+    """Whether a process with this id exists on this machine (True when unsure)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
 
 
 def is_run_dir(path: Path) -> bool:

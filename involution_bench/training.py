@@ -1,14 +1,20 @@
-"""Fitting a model from a config into a run folder.
+"""Fitting a model from a config into a run folder, and resuming one.
 
 The run folder is created only once the config and data are known to be
-good. `history.json` and `summary.json` are rewritten after every epoch, so
-a run stopped at epoch 7 still shows six finished epochs; the status turns
-`completed` only after the model and plots are on disk.
+good. After every epoch the model (with its optimizer state) is saved as a
+checkpoint, then `history.json` and `summary.json` are rewritten, so a run
+killed during epoch 7 keeps six finished epochs and can resume from the
+sixth. The status turns `completed` only after the model and plots are on
+disk.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import platform
+import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -19,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 
-from involution_bench.config import ExperimentConfig, dump_config
-from involution_bench.data import load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.config import ExperimentConfig, config_to_dict, dump_config, load_config
+from involution_bench.data import Pipelines, load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.errors import ConfigError, RunError
 from involution_bench.flops import layer_costs, total_macs
 from involution_bench.models import (
     build_model,
@@ -32,11 +40,13 @@ from involution_bench.models import (
 )
 from involution_bench.plots import plot_run
 from involution_bench.runs import (
+    CHECKPOINTS_DIR,
     CONFIG_FILE,
     HISTORY_FILE,
     HISTORY_KEYS,
     MODEL_FILE,
     SUMMARY_FILE,
+    checkpoint_path,
     create_run_dir,
     ensure_root,
     load_run,
@@ -57,20 +67,42 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-class RunRecorder(keras.callbacks.Callback):
-    """Keeps history and summary on disk up to date after every epoch."""
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
 
-    def __init__(self, run_dir: Path, summary: dict[str, Any], train_images: int) -> None:
+    def __init__(self, epoch: int, batch: int, loss: float) -> None:
+        super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Checkpoints the model, then rewrites history and summary, after every epoch.
+
+    It also stops the run at the first batch whose loss is not finite (the
+    epoch's running mean turns NaN with it), saying where.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        summary: dict[str, Any],
+        train_images: int,
+        history: dict[str, list[float]] | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.summary = summary
         self.train_images = train_images
-        self.history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-        self.train_seconds: list[float] = []
+        self.history = {key: list((history or {}).get(key, [])) for key in HISTORY_KEYS}
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
         self._epoch_start = time.perf_counter()
         self._train_end = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(self._epoch, batch + 1, float(loss))
 
     def on_test_begin(self, logs=None):
         self._train_end = time.perf_counter()  # validation runs inside the epoch
@@ -78,21 +110,31 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         logs = logs or {}
-        for key in HISTORY_KEYS[:-1]:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             self.history[key].append(float(logs[key]))
         self.history["epoch_seconds"].append(now - self._epoch_start)
-        self.train_seconds.append((self._train_end or now) - self._epoch_start)
-        self.summary.update(epoch_statistics(self.history, self.train_seconds, self.train_images))
+        self.history["train_seconds"].append((self._train_end or now) - self._epoch_start)
+        done = epoch + 1
+        save_model(self.model, checkpoint_path(self.run_dir, done))
+        self.summary.update(epoch_statistics(self.history, self.train_images))
+        self.summary["updated_at"] = _now()
         self.save()
+        checkpoint_path(self.run_dir, done - 1).unlink(missing_ok=True)  # now superseded
 
     def save(self) -> None:
         write_json(self.run_dir / HISTORY_FILE, self.history)
         write_json(self.run_dir / SUMMARY_FILE, self.summary)
 
 
-def epoch_statistics(
-    history: dict[str, list[float]], train_seconds: Sequence[float], train_images: int
-) -> dict[str, Any]:
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save via a temporary name, so a reader finds the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on .keras
+    model.save(temporary)
+    temporary.replace(path)
+
+
+def epoch_statistics(history: dict[str, list[float]], train_images: int) -> dict[str, Any]:
     val_accuracy = history["val_accuracy"]
     best = max(range(len(val_accuracy)), key=val_accuracy.__getitem__)
     return {
@@ -103,7 +145,7 @@ def epoch_statistics(
         "final_val_loss": history["val_loss"][-1],
         "final_accuracy": history["accuracy"][-1],
         "seconds_per_epoch": sum(history["epoch_seconds"]) / len(val_accuracy),
-        "images_per_second": train_images * len(train_seconds) / sum(train_seconds),
+        "images_per_second": train_images * len(val_accuracy) / sum(history["train_seconds"]),
     }
 
 
@@ -114,19 +156,21 @@ class PreparedRun:
     config: ExperimentConfig
     run_dir: Path
     model: keras.Model
-    train_data: Any
-    validation_data: Any
+    pipelines: Pipelines
     recorder: RunRecorder
+    first_epoch: int = 0
 
     def fit(self, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict[str, Any]:
         """Train to the planned epochs; a stopped run is marked and keeps what it has."""
         try:
             self.model.fit(
-                self.train_data,
+                self.pipelines.train,
                 epochs=self.config.train.epochs,
-                validation_data=self.validation_data,
+                initial_epoch=self.first_epoch,
+                steps_per_epoch=self.pipelines.steps_per_epoch,
+                validation_data=self.pipelines.validation,
                 callbacks=[self.recorder, *callbacks],
-                shuffle=False,  # the pipeline reshuffles every epoch itself
+                shuffle=False,  # the pipeline orders every epoch itself
                 verbose=0,
             )
         except KeyboardInterrupt:
@@ -143,22 +187,11 @@ class PreparedRun:
 def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     """Load data and build the model, then create the run folder: bad input leaves none."""
     ensure_root(runs_root)
-    data = load_cifar10(resolve_data_dir(config.data.dir)).limited(
-        config.data.limit_train, config.data.limit_test
-    )
+    data = _load_data(config)
     keras.utils.set_random_seed(config.seed)
-    train_data, validation_data = make_datasets(data, config.train.batch_size, config.seed)
+    set_op_determinism(config.train.deterministic)
     model = build_model(config.layers, config.model.input_shape, name=config.name)
-    jit_compile = resolve_jit_compile(config.train.jit_compile, model)
-    if jit_compile is True:
-        prepare_for_xla(model)
-    model.compile(
-        optimizer=OPTIMIZERS[config.train.optimizer](learning_rate=config.train.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
-    )
-
+    _compile(model, config)
     costs = layer_costs(model)
 
     run_dir = create_run_dir(runs_root, config.name)
@@ -173,17 +206,134 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         "epochs_done": 0,
         "parameters": parameter_counts(model),
         "macs_per_image": total_macs(costs),
+        "layers": [cost.to_dict() for cost in costs],
         "jit_compile": bool(model.jit_compile),
         "involution_op": _involution_op(model),
-        "layers": [cost.to_dict() for cost in costs],
         "train_images": len(data.x_train),
         "test_images": len(data.x_test),
         "data_source": data.source,
         "environment": environment_info(),
+        **_process_info(),
     }
     recorder = RunRecorder(run_dir, summary, len(data.x_train))
     recorder.save()
-    return PreparedRun(config, run_dir, model, train_data, validation_data, recorder)
+    pipelines = make_datasets(data, config.train.batch_size, config.seed)
+    return PreparedRun(config, run_dir, model, pipelines, recorder)
+
+
+def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
+    """Continue a stopped run from its last finished epoch, as if it had never stopped.
+
+    Only `train.epochs` may differ from the run's config. The model comes back
+    with its optimizer state from the last checkpoint, and the data order of
+    every later epoch is the one the run would have had.
+    """
+    run = load_run(run_dir)
+    if run.status == "completed":
+        raise RunError(str(run_dir), f"is already completed ({run.epochs_done} epochs)")
+    if run.status == "running":
+        raise RunError(str(run_dir), f"is still running (process {run.summary.get('pid')})")
+    saved = load_config(run_dir / CONFIG_FILE)
+    config = load_config(run_dir / CONFIG_FILE, overrides)
+    _check_only_epochs_differ(saved, config, run_dir)
+    done = run.epochs_done
+    if config.train.epochs <= done:
+        raise ConfigError(
+            "--set", "train.epochs", f"{config.train.epochs} is not more than the {done} done"
+        )
+    data = _load_data(config)
+    keras.utils.set_random_seed(config.seed + done)
+    set_op_determinism(config.train.deterministic)
+    if done:
+        model = _load_checkpoint(checkpoint_path(run_dir, done))
+    else:
+        model = build_model(config.layers, config.model.input_shape, name=config.name)
+    _compile(model, config, optimizer=model.optimizer if done else None)
+    summary = dict(run.summary)
+    summary.update(
+        status="running",
+        finished_at=None,
+        error=None,
+        epochs_planned=config.train.epochs,
+        resumed=[*summary.get("resumed", []), {"at": _now(), "from_epoch": done}],
+        **_process_info(),
+    )
+    history = {key: values[:done] for key, values in run.history.items()}
+    write_atomic(run_dir / CONFIG_FILE, dump_config(config))
+    recorder = RunRecorder(run_dir, summary, len(data.x_train), history)
+    recorder.save()
+    pipelines = make_datasets(data, config.train.batch_size, config.seed, first_epoch=done)
+    return PreparedRun(config, run_dir, model, pipelines, recorder, first_epoch=done)
+
+
+def set_op_determinism(enabled: bool) -> None:
+    """Op determinism is process-wide: each run sets it from its own config.
+
+    With it on, Keras also turns XLA off for the model (not every XLA op has
+    a deterministic kernel); the pure-TF involution op still compiles itself.
+    """
+    from tensorflow.python.framework import config as tf_config  # "disable" is not public
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():
+        tf_config.disable_op_determinism()
+
+
+def _load_data(config: ExperimentConfig):
+    return load_cifar10(resolve_data_dir(config.data.dir)).limited(
+        config.data.limit_train, config.data.limit_test
+    )
+
+
+def _compile(model: keras.Model, config: ExperimentConfig, optimizer=None) -> None:
+    jit_compile = resolve_jit_compile(config.train.jit_compile, model)
+    if jit_compile is True:
+        prepare_for_xla(model)
+    train = config.train
+    model.compile(
+        optimizer=optimizer or OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+
+
+def _load_checkpoint(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise RunError(str(path), "is missing: the run cannot be resumed from its last epoch")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # a damaged archive can fail in many ways
+        raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
+
+
+def _check_only_epochs_differ(saved: ExperimentConfig, wanted: ExperimentConfig, where) -> None:
+    old, new = _flatten(config_to_dict(saved)), _flatten(config_to_dict(wanted))
+    changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    changed = [key for key in changed if key != "train.epochs"]
+    if changed:
+        raise ConfigError(
+            "--set", changed[0], f"differs from the run's config in {where}; only train.epochs may"
+        )
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        return {prefix: tree}
+    flat = {}
+    for key, value in items:
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _process_info() -> dict[str, Any]:
+    """Who is training the run, so a run whose process died is not shown running forever."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
@@ -219,14 +369,19 @@ def train(
 
 
 def _finish(model: keras.Model, recorder: RunRecorder, status: str) -> None:
-    """Save the model and plots, then the final status: nothing is lost, even when stopped."""
+    """Save the model and plots, then the final status: nothing is lost, even when stopped.
+
+    A stopped run keeps its last checkpoint to resume from; a completed one
+    needs only `model.keras`.
+    """
     run_dir = recorder.run_dir
-    temporary = run_dir / ".model.tmp.keras"  # Keras insists on the .keras suffix
-    model.save(temporary)
-    temporary.replace(run_dir / MODEL_FILE)
-    plot_run(load_run(run_dir))
+    save_model(model, run_dir / MODEL_FILE)
+    if recorder.history["val_accuracy"]:
+        plot_run(load_run(run_dir))
     recorder.summary.update(status=status, finished_at=_now())
     recorder.save()
+    if status == "completed":
+        shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
 
 
 def environment_info() -> dict[str, str | None]:

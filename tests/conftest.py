@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import tarfile
@@ -67,7 +68,7 @@ def tiny_config(name: str = "tiny", **train) -> dict:
     return {
         "name": name,
         "seed": 7,
-        "model": {"input_shape": [32, 32, 3], "layers": TINY_MODEL},
+        "model": {"input_shape": [32, 32, 3], "layers": copy.deepcopy(TINY_MODEL)},
         "train": {"epochs": 2, "batch_size": 32, **train},
     }
 

@@ -104,22 +104,43 @@ def test_pickle_that_would_run_code_is_refused(cifar_dir, tmp_path, capsys):
     assert "must never run" not in capsys.readouterr().out
 
 
+def take_epochs(train, steps_per_epoch, epochs):
+    """The stream's batches, as (images, labels) lists, one list per epoch."""
+    batches = [(x.numpy(), y.numpy()) for x, y in train.take(steps_per_epoch * epochs)]
+    return [batches[i : i + steps_per_epoch] for i in range(0, len(batches), steps_per_epoch)]
+
+
 def test_pipeline_scales_batches_and_reshuffles_each_epoch(cifar_dir):
     data = load_cifar10(cifar_dir)
-    train, validation = make_datasets(data, batch_size=32, seed=3)
-    first_epoch = [(x.numpy(), y.numpy()) for x, y in train]
-    second_epoch = [y.numpy() for _, y in train]
+    pipelines = make_datasets(data, batch_size=32, seed=3)
+    assert pipelines.steps_per_epoch == 3
+    first_epoch, second_epoch = take_epochs(pipelines.train, 3, 2)
     images = first_epoch[0][0]
     assert images.dtype == np.float32 and images.shape == (32, 32, 32, 3)
     assert images.min() >= 0.0 and images.max() <= 1.0
-    assert [len(y) for _, y in first_epoch] == [32, 32, 16]
+    assert [len(y) for _, y in first_epoch] == [32, 32, 16]  # no batch straddles two epochs
     epoch_labels = np.concatenate([y for _, y in first_epoch])
     assert sorted(epoch_labels) == sorted(data.y_train)  # every image once per epoch
-    assert not np.array_equal(epoch_labels, np.concatenate(second_epoch))
+    assert not np.array_equal(epoch_labels, np.concatenate([y for _, y in second_epoch]))
+    # Images travel with their labels.
+    pixels = np.rint(images[0] * 255).astype(np.uint8)
+    index = int(np.flatnonzero((data.x_train == pixels).all(axis=(1, 2, 3)))[0])
+    assert data.y_train[index] == first_epoch[0][1][0]
     # The same seed gives the same order in a new pipeline.
-    again, _ = make_datasets(data, batch_size=32, seed=3)
-    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in again]), epoch_labels)
+    again = make_datasets(data, batch_size=32, seed=3)
+    (repeat,) = take_epochs(again.train, 3, 1)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in repeat]), epoch_labels)
     # Validation keeps the file order and covers the whole test split.
+    validation = pipelines.validation
     np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in validation]), data.y_test)
     x0 = next(iter(validation))[0].numpy()[0]
     np.testing.assert_allclose(x0, data.x_test[0] / 255.0, rtol=1e-6)
+
+
+def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    full = take_epochs(make_datasets(data, batch_size=32, seed=3).train, 3, 3)
+    resumed = take_epochs(make_datasets(data, batch_size=32, seed=3, first_epoch=2).train, 3, 1)
+    for (x, y), (x_again, y_again) in zip(full[2], resumed[0], strict=True):
+        np.testing.assert_array_equal(x, x_again)
+        np.testing.assert_array_equal(y, y_again)

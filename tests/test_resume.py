@@ -1,0 +1,200 @@
+"""Runs that survive: SIGKILL then resume, SIGINT/SIGTERM, NaN, dead processes, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from involution_bench.cli import app
+from involution_bench.data import DATA_DIR_ENV
+from involution_bench.runs import load_run
+
+runner = CliRunner()
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@pytest.fixture(autouse=True)
+def offline_data(monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+
+
+def deterministic_config(epochs: int) -> dict:
+    # Batches of 8: 10 steps an epoch, so a signal can land inside one.
+    return tiny_config(epochs=epochs, batch_size=8, deterministic=True)
+
+
+def start_training(config_path, runs_dir) -> subprocess.Popen:
+    """`invbench train` in a real child process, as a user would run it."""
+    command = "from involution_bench.cli import app; app()"
+    arguments = ["train", "-q", "-c", str(config_path), "--runs-dir", str(runs_dir)]
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def wait_for_epochs(runs_dir, count: int, process: subprocess.Popen, timeout: float = 120):
+    """The run folder, once its history holds `count` epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        for history in runs_dir.glob("*/history.json"):
+            try:
+                if len(json.loads(history.read_text())["val_accuracy"]) >= count:
+                    return history.parent
+            except (json.JSONDecodeError, KeyError):
+                pass  # never torn (atomic writes), but it may not exist yet
+        time.sleep(0.05)
+    raise AssertionError("training did not get that far")
+
+
+def run_history(run_dir) -> dict:
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def test_killed_mid_epoch_then_resumed_ends_as_if_never_stopped(write_config, tmp_path):
+    path = write_config(deterministic_config(epochs=4))
+    reference = runner.invoke(
+        app, ["train", "-q", "-c", str(path), "--runs-dir", str(tmp_path / "ref")]
+    )
+    assert reference.exit_code == 0, reference.output
+    (reference_dir,) = (tmp_path / "ref").iterdir()
+
+    runs_dir = tmp_path / "runs"
+    process = start_training(path, runs_dir)
+    run_dir = wait_for_epochs(runs_dir, 1, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = len(run_history(run_dir)["val_accuracy"])
+    assert 1 <= kept < 4
+    assert load_run(run_dir).status == "died"  # not "running" forever
+
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    history, expected = run_history(run_dir), run_history(reference_dir)
+    for key in METRICS:
+        assert len(history[key]) == 4
+        # Weights, optimizer state and data order came back: the same curves.
+        np.testing.assert_allclose(history[key], expected[key], rtol=1e-5, atol=1e-6)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_done"] == 4
+    assert [entry["from_epoch"] for entry in summary["resumed"]] == [kept]
+    assert not (run_dir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_interrupts_cleanly_with_a_resume_hint(signum, write_config, tmp_path):
+    path = write_config(deterministic_config(epochs=200))
+    runs_dir = tmp_path / "runs"
+    process = start_training(path, runs_dir)
+    run_dir = wait_for_epochs(runs_dir, 1, process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert f"resume with: invbench train --resume {run_dir}" in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_done"] >= 1
+    assert (run_dir / "model.keras").is_file()
+    assert "Traceback" not in stderr
+
+
+def test_resume_refusals(write_config, tmp_path):
+    path = write_config(tiny_config(epochs=1))
+    runs_dir = tmp_path / "runs"
+    assert (
+        runner.invoke(app, ["train", "-q", "-c", str(path), "--runs-dir", str(runs_dir)]).exit_code
+        == 0
+    )
+    (run_dir,) = runs_dir.iterdir()
+    done = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert done.exit_code == 2 and "is already completed (1 epochs)" in done.stderr
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    changed = runner.invoke(
+        app, ["train", "--resume", str(run_dir), "--set", "train.learning_rate=0.1"]
+    )
+    assert changed.exit_code == 2
+    assert "train.learning_rate: differs from the run's config" in changed.stderr
+    shorter = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=1"])
+    assert shorter.exit_code == 2 and "is not more than the 1 done" in shorter.stderr
+    both = runner.invoke(app, ["train", "--resume", str(run_dir), "-c", str(path)])
+    assert both.exit_code == 2 and "give --config FILE" in both.stderr
+
+
+def test_resume_can_lengthen_a_stopped_run(write_config, tmp_path):
+    path = write_config(tiny_config(epochs=1))
+    runs_dir = tmp_path / "runs"
+    runner.invoke(app, ["train", "-q", "-c", str(path), "--runs-dir", str(runs_dir)])
+    (run_dir,) = runs_dir.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    # A completed run has no checkpoint left; an interrupted one keeps its last.
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "model.keras").rename(run_dir / "checkpoints" / "epoch-0001.keras")
+    result = runner.invoke(
+        app, ["train", "--resume", str(run_dir), "--set", "train.epochs=3", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(run_history(run_dir)["val_accuracy"]) == 3
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 3
+
+
+def test_non_finite_loss_fails_the_run_naming_epoch_and_batch(write_config, tmp_path):
+    config = tiny_config(epochs=3, optimizer="sgd", learning_rate=1e30)
+    path = write_config(config)
+    runs_dir = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "-q", "-c", str(path), "--runs-dir", str(runs_dir)])
+    assert result.exit_code == 1, result.output
+    (run_dir,) = runs_dir.iterdir()
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {run_dir}: loss became ")
+    assert " at epoch " in line and ", batch " in line and line.endswith("marked failed")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "NonFiniteLoss" in summary["error"]
+
+
+def test_a_run_whose_process_died_reads_died(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    run_dir = tmp_path / "20261126-000000-ghost"
+    run_dir.mkdir()
+    summary = {
+        "name": "ghost",
+        "status": "running",
+        "pid": int(finished.stdout),
+        "host": os.uname().nodename,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert load_run(run_dir).status == "died"
+    listed = runner.invoke(app, ["runs", str(tmp_path)])
+    assert "died" in listed.stdout
+    alive = {**summary, "pid": os.getpid()}
+    (run_dir / "summary.json").write_text(json.dumps(alive))
+    assert load_run(run_dir).status == "running"
+
+
+def test_deterministic_runs_repeat_exactly(write_config, tmp_path):
+    path = write_config(deterministic_config(epochs=2))
+    for name in ("a", "b"):
+        result = runner.invoke(
+            app, ["train", "-q", "-c", str(path), "--runs-dir", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+    (first,), (second,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    for key in METRICS:
+        assert run_history(first)[key] == run_history(second)[key]
