@@ -12,18 +12,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from involution_bench.errors import RunError
-from involution_bench.models import involution_layers
+from involution_bench.models import involution_layers, load_saved_model
 
 
 def load_trained_model(path: Path) -> keras.Model:
-    """A run's `model.keras`, loaded in safe mode (no code from lambdas)."""
-    if not path.is_file():
-        raise RunError(str(path), "no saved model (the run has not finished an epoch)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds for a damaged archive
-        raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
+    """A run's `model.keras`."""
+    return load_saved_model(path, "no saved model (the run has not finished an epoch)")
 
 
 def kernel_maps(model: keras.Model, images: np.ndarray) -> list[tuple[str, np.ndarray]]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 
+from involution_bench.errors import RunError
 from involution_bench.layers import Involution
 
 LAYER_BUILDERS: dict[str, Callable[..., keras.layers.Layer]] = {
@@ -43,6 +45,19 @@ def build_model(
     for kind, args in layers:
         outputs = builders[kind](**args)(outputs)
     return keras.Model(inputs, outputs, name=name)
+
+
+def load_saved_model(path: Path, missing: str) -> keras.Model:
+    """A saved `.keras` model, loaded in safe mode (no code from lambdas).
+
+    `missing` says what it means that the file is not there.
+    """
+    if not path.is_file():
+        raise RunError(str(path), missing)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a damaged archive
+        raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
 
 
 def involution_layers(model: keras.Model) -> list[Involution]:

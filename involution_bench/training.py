@@ -34,6 +34,7 @@ from involution_bench.flops import layer_costs, total_macs
 from involution_bench.models import (
     build_model,
     involution_layers,
+    load_saved_model,
     parameter_counts,
     prepare_for_xla,
     uses_native_involution,
@@ -245,7 +246,8 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     keras.utils.set_random_seed(config.seed + done)
     set_op_determinism(config.train.deterministic)
     if done:
-        model = _load_checkpoint(checkpoint_path(run_dir, done))
+        missing = "is missing: the run cannot be resumed from its last epoch"
+        model = load_saved_model(checkpoint_path(run_dir, done), missing)
     else:
         model = build_model(config.layers, config.model.input_shape, name=config.name)
     _compile(model, config, optimizer=model.optimizer if done else None)
@@ -297,15 +299,6 @@ def _compile(model: keras.Model, config: ExperimentConfig, optimizer=None) -> No
         metrics=["accuracy"],
         jit_compile=jit_compile,
     )
-
-
-def _load_checkpoint(path: Path) -> keras.Model:
-    if not path.is_file():
-        raise RunError(str(path), "is missing: the run cannot be resumed from its last epoch")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # a damaged archive can fail in many ways
-        raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
 
 
 def _check_only_epochs_differ(saved: ExperimentConfig, wanted: ExperimentConfig, where) -> None:

@@ -73,6 +73,28 @@ def tiny_config(name: str = "tiny", **train) -> dict:
     }
 
 
+def with_train(**train) -> dict:
+    config = tiny_config()
+    config["train"].update(train)
+    return config
+
+
+def with_layer(index: int, entry) -> dict:
+    config = tiny_config()
+    config["model"]["layers"][index] = entry
+    return config
+
+
+def assert_one_line_error(result, *fragments) -> None:
+    """Exit code 2 and a single line on stderr holding every fragment, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """Write a config mapping (or raw text) to a YAML file and return its path."""

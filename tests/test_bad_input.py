@@ -7,34 +7,13 @@ import json
 import shutil
 
 import pytest
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config, with_layer, with_train
 from typer.testing import CliRunner
 
 from involution_bench.cli import app
 from involution_bench.data import DATA_DIR_ENV
 
 runner = CliRunner()
-
-
-def assert_refused(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def with_train(**train):
-    config = tiny_config()
-    config["train"].update(train)
-    return config
-
-
-def with_layer(index, entry):
-    config = tiny_config()
-    config["model"]["layers"][index] = entry
-    return config
 
 
 BAD_CONFIGS = {
@@ -70,14 +49,14 @@ def test_bad_config_is_refused_before_any_run_folder(case, write_config, tmp_pat
     path = write_config(content)
     runs_dir = tmp_path / "runs"
     result = runner.invoke(app, ["train", "-c", str(path), "--runs-dir", str(runs_dir)])
-    assert_refused(result, str(path), *fragments)
+    assert_one_line_error(result, str(path), *fragments)
     assert not runs_dir.exists()
 
 
 def test_set_for_a_key_that_does_not_exist(write_config, tmp_path):
     path = write_config(tiny_config())
     result = runner.invoke(app, ["train", "-c", str(path), "--set", "train.epoch=2"])
-    assert_refused(result, "--set", "train.epoch", "did you mean 'epochs'")
+    assert_one_line_error(result, "--set", "train.epoch", "did you mean 'epochs'")
 
 
 @pytest.fixture
@@ -97,14 +76,14 @@ def train_tiny(write_config, tmp_path):
 
 def test_missing_data_folder(write_config, tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
-    assert_refused(train_tiny(write_config, tmp_path), "nowhere", "does not exist")
+    assert_one_line_error(train_tiny(write_config, tmp_path), "nowhere", "does not exist")
     assert not list((tmp_path / "runs").iterdir())
 
 
 def test_incomplete_data_folder(broken_data, write_config, tmp_path):
     (broken_data / "data_batch_3").unlink()
     result = train_tiny(write_config, tmp_path)
-    assert_refused(result, "data_batch_3", "missing batch file")
+    assert_one_line_error(result, "data_batch_3", "missing batch file")
     assert not list((tmp_path / "runs").iterdir())
 
 
@@ -114,14 +93,14 @@ def test_damaged_batch_file(damage, broken_data, write_config, tmp_path):
     blob = batch.read_bytes()
     batch.write_bytes(blob[: len(blob) // 2] if damage == "truncated" else b"\x80\x02garbage")
     result = train_tiny(write_config, tmp_path)
-    assert_refused(result, "test_batch", "truncated or corrupted batch file")
+    assert_one_line_error(result, "test_batch", "truncated or corrupted batch file")
     assert not list((tmp_path / "runs").iterdir())
 
 
 @pytest.mark.parametrize("command", ["compare", "plot", "kernels"])
 def test_a_folder_that_is_not_a_run(command, tmp_path):
     result = runner.invoke(app, [command, str(tmp_path)])
-    assert_refused(result, str(tmp_path))
+    assert_one_line_error(result, str(tmp_path))
 
 
 @pytest.mark.parametrize("command", ["plot", "kernels"])
@@ -130,7 +109,9 @@ def test_a_run_with_no_finished_epoch(command, tmp_path):
     run_dir.mkdir()
     (run_dir / "summary.json").write_text(json.dumps({"name": "fresh", "status": "running"}))
     (run_dir / "history.json").write_text(json.dumps({"val_accuracy": []}))
-    assert_refused(runner.invoke(app, [command, str(run_dir)]), str(run_dir), "no finished epoch")
+    assert_one_line_error(
+        runner.invoke(app, [command, str(run_dir)]), str(run_dir), "no finished epoch"
+    )
 
 
 def test_compare_of_a_run_with_no_finished_epoch_shows_it(tmp_path):
@@ -146,7 +127,7 @@ def test_an_output_folder_that_cannot_be_written(write_config, tmp_path):
     blocker.write_text("not a folder")
     path = write_config(tiny_config())
     result = runner.invoke(app, ["train", "-c", str(path), "--runs-dir", str(blocker / "runs")])
-    assert_refused(result, str(blocker / "runs"), "cannot create the output folder")
+    assert_one_line_error(result, str(blocker / "runs"), "cannot create the output folder")
     out = runner.invoke(app, ["compare", str(tmp_path), "--out", str(blocker / "cmp")])
     assert out.exit_code == 2
 
@@ -154,4 +135,4 @@ def test_an_output_folder_that_cannot_be_written(write_config, tmp_path):
 def test_yaml_config_is_refused_with_its_line(write_config):
     path = write_config("name: x\n  bad: indent\n")
     result = runner.invoke(app, ["info", "-c", str(path)])
-    assert_refused(result, str(path), "line 2")
+    assert_one_line_error(result, str(path), "line 2")

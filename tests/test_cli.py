@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config
 from typer.testing import CliRunner
 
 from involution_bench.cli import app
@@ -198,15 +198,6 @@ def test_repeat_trains_each_config_with_successive_seeds(write_config, tmp_path)
     compared = runner.invoke(app, ["compare", str(runs_dir), "-f", "json", "--out", str(tmp_path)])
     (row,) = json.loads(compared.stdout)
     assert row["seeds"] == [7, 8] and row["best_val_accuracy"]["count"] == 2
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_bad_config_exits_2_before_any_run_folder(write_config, tmp_path):

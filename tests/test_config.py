@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import tiny_config
+from conftest import tiny_config, with_layer, with_train
 
 from involution_bench.config import config_from_dict, dump_config, load_config
 from involution_bench.errors import ConfigError
@@ -78,19 +78,6 @@ def error_for(write_config, content, overrides=()) -> str:
     assert "\n" not in message
     assert message.startswith(str(path)) or message.startswith("--set")
     return message
-
-
-def with_train(**train):
-    config = tiny_config()
-    config["train"].update(train)
-    return config
-
-
-def with_layer(index, entry):
-    config = tiny_config()
-    config["model"]["layers"] = list(config["model"]["layers"])
-    config["model"]["layers"][index] = entry
-    return config
 
 
 def test_yaml_syntax_error_names_line_and_column(write_config):
