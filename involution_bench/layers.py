@@ -14,12 +14,14 @@ with TF "SAME" padding. Two implementations compute it:
 
 - "native": a fused C++ CPU kernel (`involution_bench.native`), compiled on
   first use; forward and both gradients in one pass over the data each.
-- "slices": pure TensorFlow, accumulating K*K shifted, strided views of the
-  padded input (never the K*K times larger `extract_patches` tensor). XLA
-  can compile it, and it runs on GPUs.
+- "slices": pure TensorFlow (`involution_bench.slices`), a sum of K*K
+  shifted views of the padded input with hand-written gradients, always
+  compiled by XLA (never the K*K times larger `extract_patches` tensor). It
+  runs on GPUs.
 
 "auto" picks "native" on CPU-only machines for float32/float64 when the
-kernel is available, else "slices".
+kernel is available, except where measurements favour "slices" (see
+`native_wins`); everywhere else "slices".
 """
 
 from __future__ import annotations
