@@ -132,8 +132,20 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 256
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     learning_rate: PositiveFloat = 1e-3
+    # SGD only (Keras' defaults: no momentum, no Nesterov).
+    momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    nesterov: bool = False
+    # Decoupled weight decay; null keeps the optimizer's own (AdamW: 0.004, others: none).
+    weight_decay: Annotated[Float, Field(ge=0)] | None = None
+    # The learning rate over training: constant, or a linear warmup over
+    # `warmup_epochs` then a cosine decay to zero at the last step.
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    # Random crop after 4-pixel zero padding, and random horizontal flips, of
+    # training images (seeded by seed, epoch and batch, so resumes repeat them).
+    augment: bool = False
     # XLA: "auto" turns it on only where it pays (see training.resolve_jit_compile).
     jit_compile: Literal["auto"] | bool = "auto"
     # Op determinism: identical histories from identical configs (slower on GPU).
@@ -212,7 +224,28 @@ def _validate(raw: Any, source: str) -> ExperimentConfig:
     layers = _normalize_layers(config.model.layers, source)
     config = config.model_copy(update={"model": config.model.model_copy(update={"layers": layers})})
     _check_shapes(config, source)
+    _check_training(config, source)
     return config
+
+
+def _check_training(config: ExperimentConfig, source: str) -> None:
+    train = config.train
+    if train.optimizer != "sgd":
+        for key, value in (("momentum", train.momentum), ("nesterov", train.nesterov)):
+            if value:
+                raise ConfigError(
+                    source, f"train.{key}", f"only applies to optimizer sgd, not {train.optimizer}"
+                )
+    if train.nesterov and not train.momentum:
+        raise ConfigError(source, "train.nesterov", "needs train.momentum above 0")
+    if train.warmup_epochs and train.schedule != "cosine":
+        raise ConfigError(source, "train.warmup_epochs", "only applies to schedule cosine")
+    if train.warmup_epochs >= train.epochs and train.schedule == "cosine" and train.warmup_epochs:
+        raise ConfigError(
+            source,
+            "train.warmup_epochs",
+            f"{train.warmup_epochs} leaves no epoch of the {train.epochs} to decay",
+        )
 
 
 def _normalize_layers(entries: list[Any], source: str) -> list[dict[str, dict[str, Any]]]:

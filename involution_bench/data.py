@@ -199,11 +199,32 @@ def epoch_order(size: int, seed: int, epoch: int):
     return tf.argsort(tf.random.stateless_uniform([size], seed=[seed, epoch]))
 
 
-def make_datasets(data: Cifar10, batch_size: int, seed: int, first_epoch: int = 0) -> Pipelines:
+def augment_batch(images, seed):
+    """Random crop after 4-pixel zero padding and random horizontal flip, per image.
+
+    Stateless: the same `seed` (a pair of integers) gives the same batch.
+    """
+    import tensorflow as tf
+
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]])
+    offsets = tf.random.stateless_uniform([count, 2], seed=seed, maxval=9, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[tf.newaxis]
+    cols = offsets[:, 1:] + tf.range(width)[tf.newaxis]
+    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform([count], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
+    return tf.where(flip[:, tf.newaxis, tf.newaxis, tf.newaxis], cropped[:, :, ::-1], cropped)
+
+
+def make_datasets(
+    data: Cifar10, batch_size: int, seed: int, first_epoch: int = 0, augment: bool = False
+) -> Pipelines:
     """Train and validation pipelines; train starts at `first_epoch` and never ends.
 
     Fit it with `steps_per_epoch` (Keras then keeps one iterator across epochs).
-    Batches never straddle two epochs; images are scaled batch by batch.
+    Batches never straddle two epochs; images are scaled batch by batch, and
+    augmented (train only) with seeds from (seed, epoch, batch).
     """
     import tensorflow as tf
 
@@ -215,16 +236,22 @@ def make_datasets(data: Cifar10, batch_size: int, seed: int, first_epoch: int = 
 
     def epoch_batches(epoch):
         order = epoch_order(size, seed, tf.cast(epoch, tf.int32))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        steps = tf.data.Dataset.range(2**31 - 1)
+        return tf.data.Dataset.zip(batches, steps).map(lambda order, step: (order, epoch, step))
+
+    def load(order, epoch, step):
+        batch_images, batch_labels = scale(tf.gather(images, order), tf.gather(labels, order))
+        if augment:
+            batch_seed = tf.stack([tf.cast(seed, tf.int64) * 100_003 + epoch, step])
+            batch_images = augment_batch(batch_images, batch_seed)
+        return batch_images, batch_labels
 
     autotune = tf.data.AUTOTUNE
     train = (
         tf.data.Dataset.range(first_epoch, 2**31 - 1)
         .flat_map(epoch_batches)
-        .map(
-            lambda order: scale(tf.gather(images, order), tf.gather(labels, order)),
-            num_parallel_calls=autotune,
-        )
+        .map(load, num_parallel_calls=autotune)
         .prefetch(autotune)
     )
     validation = (

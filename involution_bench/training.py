@@ -27,7 +27,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from involution_bench.config import ExperimentConfig, config_to_dict, dump_config, load_config
+from involution_bench.config import (
+    ExperimentConfig,
+    TrainConfig,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
 from involution_bench.data import Pipelines, load_cifar10, make_datasets, resolve_data_dir
 from involution_bench.errors import ConfigError, RunError
 from involution_bench.flops import layer_costs, total_macs
@@ -57,6 +63,7 @@ from involution_bench.runs import (
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
@@ -192,7 +199,8 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     keras.utils.set_random_seed(config.seed)
     set_op_determinism(config.train.deterministic)
     model = build_model(config.layers, config.model.input_shape, name=config.name)
-    _compile(model, config)
+    pipelines = _pipelines(data, config)
+    _compile(model, config, pipelines.steps_per_epoch)
     costs = layer_costs(model)
 
     run_dir = create_run_dir(runs_root, config.name)
@@ -218,7 +226,6 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     }
     recorder = RunRecorder(run_dir, summary, len(data.x_train))
     recorder.save()
-    pipelines = make_datasets(data, config.train.batch_size, config.seed)
     return PreparedRun(config, run_dir, model, pipelines, recorder)
 
 
@@ -250,7 +257,8 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
         model = load_saved_model(checkpoint_path(run_dir, done), missing)
     else:
         model = build_model(config.layers, config.model.input_shape, name=config.name)
-    _compile(model, config, optimizer=model.optimizer if done else None)
+    pipelines = _pipelines(data, config, first_epoch=done)
+    _compile(model, config, pipelines.steps_per_epoch, optimizer=model.optimizer if done else None)
     summary = dict(run.summary)
     summary.update(
         status="running",
@@ -264,7 +272,6 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     write_atomic(run_dir / CONFIG_FILE, dump_config(config))
     recorder = RunRecorder(run_dir, summary, len(data.x_train), history)
     recorder.save()
-    pipelines = make_datasets(data, config.train.batch_size, config.seed, first_epoch=done)
     return PreparedRun(config, run_dir, model, pipelines, recorder, first_epoch=done)
 
 
@@ -282,19 +289,47 @@ def set_op_determinism(enabled: bool) -> None:
         tf_config.disable_op_determinism()
 
 
+def _pipelines(data, config: ExperimentConfig, first_epoch: int = 0) -> Pipelines:
+    train = config.train
+    return make_datasets(data, train.batch_size, config.seed, first_epoch, augment=train.augment)
+
+
 def _load_data(config: ExperimentConfig):
     return load_cifar10(resolve_data_dir(config.data.dir)).limited(
         config.data.limit_train, config.data.limit_test
     )
 
 
-def _compile(model: keras.Model, config: ExperimentConfig, optimizer=None) -> None:
+def learning_rate_schedule(train: TrainConfig, steps_per_epoch: int):
+    """The configured learning rate: a number, or a schedule over optimizer steps."""
+    if train.schedule == "constant":
+        return train.learning_rate
+    warmup = train.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else train.learning_rate,
+        decay_steps=(train.epochs - train.warmup_epochs) * steps_per_epoch,
+        warmup_target=train.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    options: dict[str, Any] = {"learning_rate": learning_rate_schedule(train, steps_per_epoch)}
+    if train.weight_decay is not None:
+        options["weight_decay"] = train.weight_decay
+    if train.optimizer == "sgd":
+        options.update(momentum=train.momentum, nesterov=train.nesterov)
+    return OPTIMIZERS[train.optimizer](**options)
+
+
+def _compile(
+    model: keras.Model, config: ExperimentConfig, steps_per_epoch: int, optimizer=None
+) -> None:
     jit_compile = resolve_jit_compile(config.train.jit_compile, model)
     if jit_compile is True:
         prepare_for_xla(model)
-    train = config.train
     model.compile(
-        optimizer=optimizer or OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate),
+        optimizer=optimizer or make_optimizer(config.train, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=jit_compile,

@@ -183,3 +183,30 @@ def test_missing_file():
 
 def test_non_mapping_file(write_config):
     assert "must be a YAML mapping" in error_for(write_config, "- just\n- a list\n")
+
+
+@pytest.mark.parametrize(
+    ("train", "key", "problem"),
+    [
+        ({"optimizer": "adam", "momentum": 0.9}, "train.momentum", "only applies to optimizer sgd"),
+        ({"optimizer": "sgd", "nesterov": True}, "train.nesterov", "needs train.momentum above 0"),
+        ({"warmup_epochs": 2}, "train.warmup_epochs", "only applies to schedule cosine"),
+        (
+            {"schedule": "cosine", "warmup_epochs": 2, "epochs": 2},
+            "train.warmup_epochs",
+            "no epoch",
+        ),
+        ({"momentum": 1.0, "optimizer": "sgd"}, "train.momentum", "less than 1"),
+        ({"weight_decay": -0.1}, "train.weight_decay", "greater than or equal to 0"),
+    ],
+)
+def test_training_options_are_checked(write_config, train, key, problem):
+    message = error_for(write_config, with_train(**train))
+    assert key in message and problem in message
+
+
+def test_training_options_have_the_article_defaults(write_config):
+    train = load_config(write_config(tiny_config())).train
+    assert (train.optimizer, train.momentum, train.nesterov) == ("adam", 0.0, False)
+    assert (train.schedule, train.warmup_epochs, train.weight_decay) == ("constant", 0, None)
+    assert train.augment is False

@@ -144,3 +144,28 @@ def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):
     for (x, y), (x_again, y_again) in zip(full[2], resumed[0], strict=True):
         np.testing.assert_array_equal(x, x_again)
         np.testing.assert_array_equal(y, y_again)
+
+
+def test_augmentation_crops_and_flips_each_image_reproducibly(cifar_dir):
+    data = load_cifar10(cifar_dir)
+    plain = take_epochs(make_datasets(data, batch_size=32, seed=3).train, 3, 2)
+    augmented = take_epochs(make_datasets(data, batch_size=32, seed=3, augment=True).train, 3, 2)
+    again = take_epochs(make_datasets(data, batch_size=32, seed=3, augment=True).train, 3, 2)
+    changed = 0
+    for epoch, epoch_again, epoch_plain in zip(augmented, again, plain, strict=True):
+        for (x, y), (x_again, _), (x_plain, y_plain) in zip(
+            epoch, epoch_again, epoch_plain, strict=True
+        ):
+            np.testing.assert_array_equal(y, y_plain)  # same images, same order
+            np.testing.assert_array_equal(x, x_again)  # seeded by (seed, epoch, batch)
+            padded = np.pad(x_plain, ((0, 0), (4, 4), (4, 4), (0, 0)))
+            for image, source in zip(x, padded, strict=True):
+                views = [source[r : r + 32, c : c + 32] for r in range(9) for c in range(9)]
+                assert any(
+                    np.array_equal(image, view) or np.array_equal(image, view[:, ::-1])
+                    for view in views
+                )
+            changed += int(not np.array_equal(x, x_plain))
+    assert changed == 6  # every batch differs from the plain one
+    # The two epochs are augmented differently.
+    assert not np.array_equal(augmented[0][0][0], augmented[1][0][0])

@@ -109,3 +109,61 @@ def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir)
     assert result.summary["jit_compile"] is True
     assert result.summary["involution_op"] == "slices"
     assert np.isfinite(result.summary["final_val_loss"])
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from involution_bench.training import learning_rate_schedule
+
+    config = config_from_dict(
+        tiny_config(epochs=10, learning_rate=0.1, schedule="cosine", warmup_epochs=2)
+    )
+    schedule = learning_rate_schedule(config.train, steps_per_epoch=5)
+    rates = {step: float(schedule(step)) for step in (0, 5, 10, 30, 50)}
+    assert rates[0] == pytest.approx(0.0)
+    assert rates[5] == pytest.approx(0.05)  # halfway through the warmup
+    assert rates[10] == pytest.approx(0.1)  # warmup done: the peak
+    assert rates[30] == pytest.approx(0.05, abs=1e-6)  # halfway through the cosine
+    assert rates[50] == pytest.approx(0.0, abs=1e-6)
+    constant = config_from_dict(tiny_config(learning_rate=0.1))
+    assert learning_rate_schedule(constant.train, 5) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("train", "kind", "expected"),
+    [
+        (
+            {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+            "SGD",
+            {"momentum": 0.9, "nesterov": True},
+        ),
+        ({"optimizer": "adamw", "weight_decay": 0.05}, "AdamW", {"weight_decay": 0.05}),
+        ({"optimizer": "adamw"}, "AdamW", {"weight_decay": 0.004}),  # Keras' default kept
+        ({"optimizer": "adam"}, "Adam", {"weight_decay": None}),
+    ],
+)
+def test_optimizers_get_their_settings(train, kind, expected):
+    from involution_bench.training import make_optimizer
+
+    optimizer = make_optimizer(config_from_dict(tiny_config(**train)).train, steps_per_epoch=3)
+    assert type(optimizer).__name__ == kind
+    for key, value in expected.items():
+        assert getattr(optimizer, key) == (None if value is None else pytest.approx(value))
+
+
+def test_a_run_with_every_training_option_completes_and_saves(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    options = {
+        "epochs": 2,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 1e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "augment": True,
+    }
+    result = train(config_from_dict(tiny_config(**options)), tmp_path)
+    assert result.summary["status"] == "completed"
+    assert np.isfinite(result.summary["final_val_loss"])
+    reloaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    assert type(reloaded.optimizer).__name__ == "SGD"
