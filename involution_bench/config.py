@@ -162,7 +162,13 @@ class ExperimentConfig(_Section):
     @property
     def layers(self) -> list[tuple[str, dict[str, Any]]]:
         """The model's layers as (kind, arguments) pairs, defaults filled in."""
-        return [next(iter(entry.items())) for entry in self.model.layers]
+        return layer_pairs(self.model.layers)
+
+
+def layer_pairs(entries: list[dict[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Normalized layer entries as (kind, arguments) pairs. A residual block's
+    arguments keep their inner `layers` and `shortcut` as entries."""
+    return [next(iter(entry.items())) for entry in entries]
 
 
 # ---- loading ----
@@ -248,10 +254,16 @@ def _check_training(config: ExperimentConfig, source: str) -> None:
         )
 
 
-def _normalize_layers(entries: list[Any], source: str) -> list[dict[str, dict[str, Any]]]:
+RESIDUAL = "residual"
+RESIDUAL_KEYS = ("layers", "shortcut")
+
+
+def _normalize_layers(
+    entries: list[Any], source: str, prefix: str = "model.layers"
+) -> list[dict[str, dict[str, Any]]]:
     normalized = []
     for index, entry in enumerate(entries):
-        key = f"model.layers[{index}]"
+        key = f"{prefix}[{index}]"
         if isinstance(entry, str):
             kind, args = entry, {}
         elif isinstance(entry, Mapping) and len(entry) == 1:
@@ -261,6 +273,9 @@ def _normalize_layers(entries: list[Any], source: str) -> list[dict[str, dict[st
             raise ConfigError(
                 source, key, "must be a layer kind, or a mapping with one key: the kind"
             )
+        if kind == RESIDUAL:
+            normalized.append({RESIDUAL: _normalize_residual(args, source, f"{key}.{RESIDUAL}")})
+            continue
         if kind not in LAYER_KINDS:
             raise ConfigError(source, key, f"unknown layer kind {kind!r}{_hint(kind, LAYER_KINDS)}")
         if not isinstance(args, Mapping):
@@ -274,12 +289,63 @@ def _normalize_layers(entries: list[Any], source: str) -> list[dict[str, dict[st
     return normalized
 
 
+def _normalize_residual(args: Any, source: str, key: str) -> dict[str, Any]:
+    """`{layers: [...], shortcut: [...] | null}`: output = layers(x) + shortcut(x)."""
+    if not isinstance(args, Mapping):
+        raise ConfigError(source, key, "needs a mapping with layers (and an optional shortcut)")
+    for name in args:
+        if name not in RESIDUAL_KEYS:
+            raise ConfigError(source, f"{key}.{name}", f"unknown key{_hint(name, RESIDUAL_KEYS)}")
+    inner, shortcut = args.get("layers"), args.get("shortcut")
+    if not isinstance(inner, list) or not inner:
+        raise ConfigError(source, f"{key}.layers", "must be a non-empty list of layers")
+    if shortcut is not None and (not isinstance(shortcut, list) or not shortcut):
+        raise ConfigError(source, f"{key}.shortcut", "must be a non-empty list of layers, or null")
+    return {
+        "layers": _normalize_layers(inner, source, f"{key}.layers"),
+        "shortcut": None
+        if shortcut is None
+        else _normalize_layers(shortcut, source, f"{key}.shortcut"),
+    }
+
+
 def _check_shapes(config: ExperimentConfig, source: str) -> None:
     """Walk the layer shapes: catch impossible models here rather than deep in Keras."""
     height, width, channels = config.model.input_shape
-    features: int | None = None  # set once the tensor is flat
-    for index, (kind, args) in enumerate(config.layers):
-        key = f"model.layers[{index}].{kind}"
+    features = _walk_shapes(config.layers, (height, width, channels, None), source, "model.layers")[
+        3
+    ]
+    if features != NUM_CLASSES:
+        raise ConfigError(
+            source,
+            "model.layers",
+            f"must end in {NUM_CLASSES} outputs (one per CIFAR-10 class), "
+            f"not {features if features is not None else 'an image'}",
+        )
+
+
+def _walk_shapes(pairs, shape: tuple, source: str, prefix: str) -> tuple:
+    """(height, width, channels, features) after `pairs`; features is set once flat."""
+    height, width, channels, features = shape
+    for index, (kind, args) in enumerate(pairs):
+        key = f"{prefix}[{index}].{kind}"
+        if kind == RESIDUAL:
+            before = (height, width, channels, features)
+            after = _walk_shapes(layer_pairs(args["layers"]), before, source, f"{key}.layers")
+            skip = before
+            if args["shortcut"]:
+                skip = _walk_shapes(
+                    layer_pairs(args["shortcut"]), before, source, f"{key}.shortcut"
+                )
+            if after != skip:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"its layers give {_describe(after)} but its shortcut gives {_describe(skip)};"
+                    " they must match to be added",
+                )
+            height, width, channels, features = after
+            continue
         spatial = features is None
         if kind in IMAGE_LAYERS and not spatial:
             raise ConfigError(source, key, "needs an image-shaped input, but it is flat here")
@@ -309,13 +375,12 @@ def _check_shapes(config: ExperimentConfig, source: str) -> None:
             features = args["units"]
         if height < 1 or width < 1:
             raise ConfigError(source, key, "shrinks the image to nothing")
-    if features != NUM_CLASSES:
-        raise ConfigError(
-            source,
-            "model.layers",
-            f"must end in {NUM_CLASSES} outputs (one per CIFAR-10 class), "
-            f"not {features if features is not None else 'an image'}",
-        )
+    return height, width, channels, features
+
+
+def _describe(shape: tuple) -> str:
+    height, width, channels, features = shape
+    return f"{features} features" if features is not None else f"{height}x{width}x{channels}"
 
 
 def _conv_out(height: int, width: int, size: int, stride: int, args: Mapping) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
 from involution_bench.layers import Involution
 
@@ -39,12 +40,22 @@ def build_model(
     `builders` replaces `LAYER_BUILDERS` (the benchmark swaps in the
     article's involution this way).
     """
-    builders = builders or LAYER_BUILDERS
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    outputs = inputs
-    for kind, args in layers:
-        outputs = builders[kind](**args)(outputs)
+    outputs = _apply_layers(layers, inputs, builders or LAYER_BUILDERS)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _apply_layers(layers, tensor, builders):
+    """One flat functional graph: a residual block adds its branch to its shortcut."""
+    for kind, args in layers:
+        if kind == RESIDUAL:
+            branch = _apply_layers(layer_pairs(args["layers"]), tensor, builders)
+            shortcut = args["shortcut"]
+            skip = _apply_layers(layer_pairs(shortcut), tensor, builders) if shortcut else tensor
+            tensor = keras.layers.Add()([branch, skip])
+        else:
+            tensor = builders[kind](**args)(tensor)
+    return tensor
 
 
 def load_saved_model(path: Path, missing: str) -> keras.Model:
