@@ -61,6 +61,7 @@ from involution_bench.runs import (
     write_json,
 )
 
+TENSORBOARD_DIR = "tensorboard"
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,
@@ -134,6 +135,13 @@ class RunRecorder(keras.callbacks.Callback):
         write_json(self.run_dir / SUMMARY_FILE, self.summary)
 
 
+def tensorboard_callback(run_dir: Path) -> keras.callbacks.TensorBoard:
+    """Per-epoch logs in the run folder; a resumed run appends to them."""
+    return keras.callbacks.TensorBoard(
+        log_dir=str(run_dir / TENSORBOARD_DIR), update_freq="epoch", profile_batch=0
+    )
+
+
 def save_model(model: keras.Model, path: Path) -> None:
     """Save via a temporary name, so a reader finds the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +178,8 @@ class PreparedRun:
 
     def fit(self, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict[str, Any]:
         """Train to the planned epochs; a stopped run is marked and keeps what it has."""
+        if self.config.train.tensorboard:
+            callbacks = [*callbacks, tensorboard_callback(self.run_dir)]
         try:
             self.model.fit(
                 self.pipelines.train,

@@ -167,3 +167,12 @@ def test_a_run_with_every_training_option_completes_and_saves(tmp_path, monkeypa
     assert np.isfinite(result.summary["final_val_loss"])
     reloaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     assert type(reloaded.optimizer).__name__ == "SGD"
+
+
+def test_tensorboard_logs_go_into_the_run_folder(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    result = train(config_from_dict(tiny_config(epochs=1, tensorboard=True)), tmp_path)
+    for split in ("train", "validation"):
+        assert list((result.run_dir / "tensorboard" / split).glob("events.out.tfevents.*"))
+    quiet = train(config_from_dict(tiny_config(epochs=1)), tmp_path)
+    assert not (quiet.run_dir / "tensorboard").exists()
