@@ -226,6 +226,7 @@ def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, boo
     from involution_bench.training import resolve_jit_compile
 
     layers, shape = config.layers, config.model.input_shape
+    keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
     ours = build_model(layers, shape, config.name)
     jit = resolve_jit_compile(config.train.jit_compile, ours)
     if any(kind == "involution" for kind, _ in layers):

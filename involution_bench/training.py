@@ -208,6 +208,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     data = _load_data(config)
     keras.utils.set_random_seed(config.seed)
     set_op_determinism(config.train.deterministic)
+    keras.mixed_precision.set_dtype_policy(config.train.precision)  # process-wide, set per run
     model = build_model(config.layers, config.model.input_shape, name=config.name)
     pipelines = _pipelines(data, config)
     _compile(model, config, pipelines.steps_per_epoch)
@@ -227,6 +228,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         "macs_per_image": total_macs(costs),
         "layers": [cost.to_dict() for cost in costs],
         "jit_compile": bool(model.jit_compile),
+        "precision": config.train.precision,
         "involution_op": _involution_op(model),
         "train_images": len(data.x_train),
         "test_images": len(data.x_test),
@@ -262,6 +264,7 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     data = _load_data(config)
     keras.utils.set_random_seed(config.seed + done)
     set_op_determinism(config.train.deterministic)
+    keras.mixed_precision.set_dtype_policy(config.train.precision)
     if done:
         missing = "is missing: the run cannot be resumed from its last epoch"
         model = load_saved_model(checkpoint_path(run_dir, done), missing)

@@ -176,3 +176,19 @@ def test_tensorboard_logs_go_into_the_run_folder(tmp_path, monkeypatch, cifar_di
         assert list((result.run_dir / "tensorboard" / split).glob("events.out.tfevents.*"))
     quiet = train(config_from_dict(tiny_config(epochs=1)), tmp_path)
     assert not (quiet.run_dir / "tensorboard").exists()
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_without_nan(precision, tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    run = prepare_run(config_from_dict(tiny_config(epochs=1, precision=precision)), tmp_path)
+    involution = run.model.get_layer("inv_1")
+    assert involution.compute_dtype == precision.removeprefix("mixed_")
+    assert involution.variable_dtype == "float32"
+    assert involution.resolved_implementation() == "slices"  # the native kernel is float32/64
+    summary = run.fit()
+    assert summary["status"] == "completed" and summary["precision"] == precision
+    assert np.isfinite(summary["final_val_loss"]) and np.isfinite(run.recorder.history["loss"][0])
+    # The next run gets its own precision, not the one left behind.
+    plain = prepare_run(config_from_dict(tiny_config(epochs=1)), tmp_path)
+    assert plain.model.get_layer("inv_1").compute_dtype == "float32"
