@@ -416,7 +416,11 @@ def _finish(model: keras.Model, recorder: RunRecorder, status: str) -> None:
     needs only `model.keras`.
     """
     run_dir = recorder.run_dir
-    save_model(model, run_dir / MODEL_FILE)
+    last = checkpoint_path(run_dir, len(recorder.history["val_accuracy"]))
+    if status == "completed" and last.is_file():
+        last.replace(run_dir / MODEL_FILE)  # the last epoch's checkpoint is the trained model
+    else:
+        save_model(model, run_dir / MODEL_FILE)  # a stop mid-epoch keeps the newest weights
     if recorder.history["val_accuracy"]:
         plot_run(load_run(run_dir))
     recorder.summary.update(status=status, finished_at=_now())
