@@ -1,7 +1,8 @@
 """invbench: train and compare convolution and involution classifiers on CIFAR-10.
 
-Importing the package registers the `Involution` layer with Keras, so a run's
-`model.keras` loads with `keras.saving.load_model` after `import involution_bench`.
+Importing the package registers the `Involution` layer and the smoothed loss
+with Keras, so a run's `model.keras` loads with `keras.saving.load_model`
+after `import involution_bench`.
 """
 
 import os
@@ -10,6 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from involution_bench.layers import Involution, involution
+from involution_bench.losses import SmoothedSparseCrossentropy
 
-__all__ = ["Involution", "involution"]
+__all__ = ["Involution", "SmoothedSparseCrossentropy", "involution"]
 __version__ = "0.1.0"

@@ -146,6 +146,8 @@ class TrainConfig(_Section):
     # Random crop after 4-pixel zero padding, and random horizontal flips, of
     # training images (seeded by seed, epoch and batch, so resumes repeat them).
     augment: bool = False
+    # Cross-entropy targets (1 - e) * one_hot + e / 10 instead of one-hot.
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     # Compute precision; variables stay float32 ("mixed_float16" adds loss scaling).
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     # TensorBoard logs (losses, metrics, learning rate per epoch) in RUN/tensorboard/.

@@ -37,6 +37,7 @@ from involution_bench.config import (
 from involution_bench.data import Pipelines, load_cifar10, make_datasets, resolve_data_dir
 from involution_bench.errors import ConfigError, RunError
 from involution_bench.flops import layer_costs, total_macs
+from involution_bench.losses import training_loss
 from involution_bench.models import (
     build_model,
     involution_layers,
@@ -343,7 +344,7 @@ def _compile(
         prepare_for_xla(model)
     model.compile(
         optimizer=optimizer or make_optimizer(config.train, steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=training_loss(config.train.label_smoothing),
         metrics=["accuracy"],
         jit_compile=jit_compile,
     )

@@ -198,6 +198,7 @@ def test_non_mapping_file(write_config):
         ),
         ({"momentum": 1.0, "optimizer": "sgd"}, "train.momentum", "less than 1"),
         ({"weight_decay": -0.1}, "train.weight_decay", "greater than or equal to 0"),
+        ({"label_smoothing": 1.0}, "train.label_smoothing", "less than 1"),
     ],
 )
 def test_training_options_are_checked(write_config, train, key, problem):
@@ -209,4 +210,4 @@ def test_training_options_have_the_article_defaults(write_config):
     train = load_config(write_config(tiny_config())).train
     assert (train.optimizer, train.momentum, train.nesterov) == ("adam", 0.0, False)
     assert (train.schedule, train.warmup_epochs, train.weight_decay) == ("constant", 0, None)
-    assert train.augment is False
+    assert train.augment is False and train.label_smoothing == 0.0

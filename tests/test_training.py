@@ -161,12 +161,14 @@ def test_a_run_with_every_training_option_completes_and_saves(tmp_path, monkeypa
         "schedule": "cosine",
         "warmup_epochs": 1,
         "augment": True,
+        "label_smoothing": 0.1,
     }
     result = train(config_from_dict(tiny_config(**options)), tmp_path)
     assert result.summary["status"] == "completed"
     assert np.isfinite(result.summary["final_val_loss"])
     reloaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     assert type(reloaded.optimizer).__name__ == "SGD"
+    assert reloaded.loss.label_smoothing == pytest.approx(0.1)
 
 
 def test_tensorboard_logs_go_into_the_run_folder(tmp_path, monkeypatch, cifar_dir):
