@@ -154,6 +154,9 @@ class TrainConfig(_Section):
     tensorboard: bool = False
     # XLA: "auto" turns it on only where it pays (see training.resolve_jit_compile).
     jit_compile: Literal["auto"] | bool = "auto"
+    # Data-parallel training with tf.distribute (see distribute.py): batch_size
+    # is then per replica, and the learning rate scales with the replica count.
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     # Op determinism: identical histories from identical configs (slower on GPU).
     deterministic: bool = False
 

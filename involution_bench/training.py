@@ -16,6 +16,7 @@ import platform
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from involution_bench.config import (
     load_config,
 )
 from involution_bench.data import Pipelines, load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.distribute import distribution, work_around_keras_multi_worker_bugs
 from involution_bench.errors import ConfigError, RunError
 from involution_bench.flops import layer_costs, total_macs
 from involution_bench.losses import training_loss
@@ -176,9 +178,17 @@ class PreparedRun:
     pipelines: Pipelines
     recorder: RunRecorder
     first_epoch: int = 0
+    scratch: Path | None = None  # a non-chief worker's throwaway runs root
 
     def fit(self, callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict[str, Any]:
         """Train to the planned epochs; a stopped run is marked and keeps what it has."""
+        try:
+            return self._fit_and_finish(callbacks)
+        finally:
+            if self.scratch:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _fit_and_finish(self, callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, Any]:
         if self.config.train.tensorboard:
             callbacks = [*callbacks, tensorboard_callback(self.run_dir)]
         try:
@@ -207,15 +217,20 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     """Load data and build the model, then create the run folder: bad input leaves none."""
     ensure_root(runs_root)
     data = _load_data(config)
+    dist = distribution(config.train.distribute)
     keras.utils.set_random_seed(config.seed)
     set_op_determinism(config.train.deterministic)
     keras.mixed_precision.set_dtype_policy(config.train.precision)  # process-wide, set per run
-    model = build_model(config.layers, config.model.input_shape, name=config.name)
-    pipelines = _pipelines(data, config)
-    _compile(model, config, pipelines.steps_per_epoch)
+    pipelines = _pipelines(data, config, replicas=dist.replicas)
+    with dist.strategy.scope():
+        model = build_model(config.layers, config.model.input_shape, name=config.name)
+        _compile(model, config, pipelines.steps_per_epoch, replicas=dist.replicas)
+    work_around_keras_multi_worker_bugs(dist, model, pipelines.train)
     costs = layer_costs(model)
 
-    run_dir = create_run_dir(runs_root, config.name)
+    # Workers other than the chief train in a scratch folder, dropped at the end.
+    scratch = None if dist.is_chief else Path(tempfile.mkdtemp(prefix="invbench-worker-"))
+    run_dir = create_run_dir(scratch or runs_root, config.name)
     write_atomic(run_dir / CONFIG_FILE, dump_config(config))
     summary = {
         "name": config.name,
@@ -230,6 +245,8 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         "layers": [cost.to_dict() for cost in costs],
         "jit_compile": bool(model.jit_compile),
         "precision": config.train.precision,
+        "distribute": dist.describe(),
+        "global_batch_size": config.train.batch_size * dist.replicas,
         "involution_op": _involution_op(model),
         "train_images": len(data.x_train),
         "test_images": len(data.x_test),
@@ -239,7 +256,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     }
     recorder = RunRecorder(run_dir, summary, len(data.x_train))
     recorder.save()
-    return PreparedRun(config, run_dir, model, pipelines, recorder)
+    return PreparedRun(config, run_dir, model, pipelines, recorder, scratch=scratch)
 
 
 def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
@@ -263,16 +280,19 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
             "--set", "train.epochs", f"{config.train.epochs} is not more than the {done} done"
         )
     data = _load_data(config)
+    dist = _resumable_distribution(run, config)
     keras.utils.set_random_seed(config.seed + done)
     set_op_determinism(config.train.deterministic)
     keras.mixed_precision.set_dtype_policy(config.train.precision)
-    if done:
-        missing = "is missing: the run cannot be resumed from its last epoch"
-        model = load_saved_model(checkpoint_path(run_dir, done), missing)
-    else:
-        model = build_model(config.layers, config.model.input_shape, name=config.name)
-    pipelines = _pipelines(data, config, first_epoch=done)
-    _compile(model, config, pipelines.steps_per_epoch, optimizer=model.optimizer if done else None)
+    pipelines = _pipelines(data, config, first_epoch=done, replicas=dist.replicas)
+    with dist.strategy.scope():
+        if done:
+            missing = "is missing: the run cannot be resumed from its last epoch"
+            model = load_saved_model(checkpoint_path(run_dir, done), missing)
+        else:
+            model = build_model(config.layers, config.model.input_shape, name=config.name)
+        optimizer = model.optimizer if done else None
+        _compile(model, config, pipelines.steps_per_epoch, optimizer, replicas=dist.replicas)
     summary = dict(run.summary)
     summary.update(
         status="running",
@@ -289,6 +309,25 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     return PreparedRun(config, run_dir, model, pipelines, recorder, first_epoch=done)
 
 
+def _resumable_distribution(run, config: ExperimentConfig):
+    """The run's strategy, if it can go on here with the same global batch."""
+    if config.train.distribute == "multi_worker":
+        raise RunError(
+            str(run.path),
+            "was trained with train.distribute multi_worker, which cannot be resumed yet "
+            f"(its checkpoints stay in {CHECKPOINTS_DIR}/)",
+        )
+    dist = distribution(config.train.distribute)
+    trained_on = run.summary.get("distribute", {}).get("replicas", 1)
+    if trained_on != dist.replicas:
+        raise RunError(
+            str(run.path),
+            f"was trained on {trained_on} replicas and this machine has {dist.replicas}: "
+            "the global batch and learning rate would change",
+        )
+    return dist
+
+
 def set_op_determinism(enabled: bool) -> None:
     """Op determinism is process-wide: each run sets it from its own config.
 
@@ -303,9 +342,14 @@ def set_op_determinism(enabled: bool) -> None:
         tf_config.disable_op_determinism()
 
 
-def _pipelines(data, config: ExperimentConfig, first_epoch: int = 0) -> Pipelines:
+def _pipelines(
+    data, config: ExperimentConfig, first_epoch: int = 0, replicas: int = 1
+) -> Pipelines:
+    """Batches of the global size: the strategy splits each among its replicas."""
     train = config.train
-    return make_datasets(data, train.batch_size, config.seed, first_epoch, augment=train.augment)
+    return make_datasets(
+        data, train.batch_size * replicas, config.seed, first_epoch, augment=train.augment
+    )
 
 
 def _load_data(config: ExperimentConfig):
@@ -314,21 +358,28 @@ def _load_data(config: ExperimentConfig):
     )
 
 
-def learning_rate_schedule(train: TrainConfig, steps_per_epoch: int):
-    """The configured learning rate: a number, or a schedule over optimizer steps."""
+def learning_rate_schedule(train: TrainConfig, steps_per_epoch: int, replicas: int = 1):
+    """The configured learning rate: a number, or a schedule over optimizer steps.
+
+    With several replicas it is scaled by their count (see distribute.py).
+    """
+    peak = train.learning_rate * replicas
     if train.schedule == "constant":
-        return train.learning_rate
+        return peak
     warmup = train.warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else train.learning_rate,
+        initial_learning_rate=0.0 if warmup else peak,
         decay_steps=(train.epochs - train.warmup_epochs) * steps_per_epoch,
-        warmup_target=train.learning_rate if warmup else None,
+        warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
 
 
-def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    options: dict[str, Any] = {"learning_rate": learning_rate_schedule(train, steps_per_epoch)}
+def make_optimizer(
+    train: TrainConfig, steps_per_epoch: int, replicas: int = 1
+) -> keras.optimizers.Optimizer:
+    schedule = learning_rate_schedule(train, steps_per_epoch, replicas)
+    options: dict[str, Any] = {"learning_rate": schedule}
     if train.weight_decay is not None:
         options["weight_decay"] = train.weight_decay
     if train.optimizer == "sgd":
@@ -337,13 +388,17 @@ def make_optimizer(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers
 
 
 def _compile(
-    model: keras.Model, config: ExperimentConfig, steps_per_epoch: int, optimizer=None
+    model: keras.Model,
+    config: ExperimentConfig,
+    steps_per_epoch: int,
+    optimizer=None,
+    replicas: int = 1,
 ) -> None:
     jit_compile = resolve_jit_compile(config.train.jit_compile, model)
     if jit_compile is True:
         prepare_for_xla(model)
     model.compile(
-        optimizer=optimizer or make_optimizer(config.train, steps_per_epoch),
+        optimizer=optimizer or make_optimizer(config.train, steps_per_epoch, replicas),
         loss=training_loss(config.train.label_smoothing),
         metrics=["accuracy"],
         jit_compile=jit_compile,

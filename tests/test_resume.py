@@ -134,6 +134,19 @@ def test_resume_refusals(write_config, tmp_path):
     both = runner.invoke(app, ["train", "--resume", str(run_dir), "-c", str(path)])
     assert both.exit_code == 2 and "give --config FILE" in both.stderr
 
+    # Another replica count would change the global batch and learning rate.
+    moved = {**summary, "status": "interrupted", "distribute": {"kind": "none", "replicas": 2}}
+    (run_dir / "summary.json").write_text(json.dumps(moved))
+    elsewhere = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=2"])
+    assert elsewhere.exit_code == 2
+    assert "was trained on 2 replicas and this machine has 1" in elsewhere.stderr
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(
+        config_file.read_text().replace("distribute: none", "distribute: multi_worker")
+    )
+    cluster = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=2"])
+    assert cluster.exit_code == 2 and "multi_worker, which cannot be resumed" in cluster.stderr
+
 
 def test_resume_can_lengthen_a_stopped_run(write_config, tmp_path):
     path = write_config(tiny_config(epochs=1))
