@@ -13,9 +13,9 @@ export INVBENCH_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
-SMOKE_SET := --set train.epochs=1 --set data.limit_train=2048 --set data.limit_test=2048
+SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce compare bench smoke clean
+.PHONY: install test lint format data train-conv train-inv reproduce rednet compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ reproduce: $(INSTALLED)
 	$(MAKE) compare RUNS=$(REPRODUCE_DIR) COMPARE_DIR=$(REPRODUCE_DIR)/compare
 	$(INVBENCH) kernels "$$(ls -d $(REPRODUCE_DIR)/*-article-inv | tail -n 1)" --out $(REPRODUCE_DIR)/compare/kernels.png
 
+# The RedNet/ResNet pair (20 epochs each, $(SEEDS) seeds), then side by side.
+PAIR_DIR ?= runs/rednet-$(STAMP)
+SEEDS ?= 1
+rednet: $(INSTALLED)
+	$(INVBENCH) train --config configs/rednet.yaml --config configs/resnet.yaml --repeat $(SEEDS) --runs-dir $(PAIR_DIR)
+	$(MAKE) compare RUNS=$(PAIR_DIR) COMPARE_DIR=$(PAIR_DIR)/compare
+
 # Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
 RUNS ?= runs
 COMPARE_DIR ?= runs/compare-$(STAMP)
@@ -63,10 +70,11 @@ compare: $(INSTALLED)
 bench: $(INSTALLED)
 	$(INVBENCH) bench op
 	$(INVBENCH) bench model --config configs/conv.yaml --config configs/inv.yaml
+	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)
-	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml $(SMOKE_SET) --runs-dir runs/smoke
+	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml --config configs/rednet.yaml --config configs/resnet.yaml $(SMOKE_SET) --runs-dir runs/smoke
 	$(INVBENCH) compare runs/smoke --out runs/smoke/compare
 
 clean:

@@ -66,3 +66,46 @@ def test_every_layer_kind_builds():
     model = build_model(layers, (16, 16, 3))
     assert model.get_layer("logits").output.shape == (None, 10)
     assert model(np.zeros((1, 16, 16, 3), "float32")).shape == (1, 10)
+
+
+def spatial_operators(entries):
+    """(kind, stride) of each involution or 3x3 convolution, residual blocks included."""
+    found = []
+    for kind, args in (next(iter(entry.items())) for entry in entries):
+        if kind == "residual":
+            found += spatial_operators(args["layers"]) + spatial_operators(args["shortcut"] or [])
+        elif kind == "involution" or (kind == "conv2d" and args["kernel_size"] == 3):
+            found.append((kind, args.get("stride", args.get("strides"))))
+    return found
+
+
+def test_the_rednet_pair_differs_only_in_its_spatial_operator():
+    rednet, resnet = load_config("configs/rednet.yaml"), load_config("configs/resnet.yaml")
+    assert rednet.train == resnet.train and rednet.seed == resnet.seed
+    involutions = spatial_operators(rednet.model.layers)[1:]  # after the 3x3 stem
+    convolutions = spatial_operators(resnet.model.layers)[1:]
+    assert [kind for kind, _ in involutions] == ["involution"] * 4
+    assert [kind for kind, _ in convolutions] == ["conv2d"] * 4
+    assert [stride for _, stride in involutions] == [stride for _, stride in convolutions]
+    rednet_model = build_model(rednet.layers, rednet.model.input_shape)
+    resnet_model = build_model(resnet.layers, resnet.model.input_shape)
+    # Same widths at every layer: one model's output shapes are the other's.
+    assert [layer.output.shape for layer in rednet_model.layers] == [
+        layer.output.shape for layer in resnet_model.layers
+    ]
+    # Group channels 16, as in the RedNet paper.
+    for layer in rednet_model.layers:
+        if isinstance(layer, Involution):
+            assert layer.channels // layer.groups == 16 and layer.kernel_size == 7
+
+
+def test_rednet_is_within_a_third_of_the_article_cnn():
+    from involution_bench.flops import layer_costs, total_macs
+
+    def size(path):
+        config = load_config(path)
+        model = build_model(config.layers, config.model.input_shape)
+        return model.count_params(), total_macs(layer_costs(model))
+
+    (cnn_params, cnn_macs), (params, macs) = size("configs/conv.yaml"), size("configs/rednet.yaml")
+    assert params * 3 <= cnn_params and macs * 3 <= cnn_macs
