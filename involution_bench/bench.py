@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from involution_bench.config import ExperimentConfig
 from involution_bench.layers import Involution, auto_implementation, involution
-from involution_bench.models import LAYER_BUILDERS, build_model
+from involution_bench.models import LAYER_BUILDERS, build_model, involution_layers
 from involution_bench.native import native_ops
 
 FLOAT_BYTES = 4
@@ -229,7 +229,7 @@ def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, boo
     keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
     ours = build_model(layers, shape, config.name)
     jit = resolve_jit_compile(config.train.jit_compile, ours)
-    if any(kind == "involution" for kind, _ in layers):
+    if involution_layers(ours):  # residual blocks included
         builders = {**LAYER_BUILDERS, "involution": ArticleInvolution}
         baseline = build_model(layers, shape, config.name, builders=builders)
         # The article trained without XLA; its extract_patches form gains little from it.

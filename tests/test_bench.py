@@ -60,6 +60,14 @@ def test_op_table_has_every_implementation_against_the_article():
             [{"conv2d": {"filters": 4, "kernel_size": 3}}, "flatten", {"dense": {"units": 10}}],
             ["keras defaults", "invbench"],
         ),
+        (  # an involution inside a residual block still gets the article baseline
+            [
+                {"residual": {"layers": [{"involution": {"kernel_size": 3}}]}},
+                "flatten",
+                {"dense": {"units": 10}},
+            ],
+            ["article formulation", "invbench"],
+        ),
     ],
 )
 def test_model_table_compares_against_the_right_baseline(layers, variants):
