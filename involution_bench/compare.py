@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from involution_bench.config import config_from_dict, config_to_dict
+from involution_bench.errors import ConfigError
 from involution_bench.runs import Run, write_atomic
 
 
@@ -92,8 +94,21 @@ def group_key(run: Run) -> str:
     """Runs with equal keys differ at most in their seed."""
     if run.config is None:
         return f"path:{run.path}"
-    rest = {key: value for key, value in run.config.items() if key != "seed"}
+    rest = {key: value for key, value in current_schema(run.config).items() if key != "seed"}
     return "config:" + json.dumps(rest, sort_keys=True, default=str)
+
+
+def current_schema(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config with the keys added since it was written, at their defaults.
+
+    A key new to invbench (say `train.label_smoothing`) is missing from older
+    runs' `config.yaml`; it changes nothing about those runs, so it must not
+    split them from newer runs of the same config.
+    """
+    try:
+        return config_to_dict(config_from_dict(config))
+    except ConfigError:  # written by a different invbench: compare it as it is
+        return config
 
 
 def group_runs(runs: Iterable[Run]) -> list[tuple[Run, ...]]:

@@ -192,3 +192,22 @@ def test_rows_with_the_same_name_get_distinct_labels(tmp_path):
 def test_listing_names_folders_relative_to_the_root(mixed_runs, tmp_path):
     first = listing_cells(mixed_runs, tmp_path)[0]
     assert first == ["a", "done", "completed", "3/3", "0.5000", "2026-11-26T00:00:01+00:00"]
+
+
+def test_a_key_added_since_an_older_run_does_not_split_its_seeds(tmp_path):
+    from conftest import tiny_config
+
+    from involution_bench.compare import group_key
+
+    def run_with(folder, seed, **train):
+        path = make_run(tmp_path, folder, [0.5, 0.6], seed=seed, planned=2)
+        config = tiny_config(**train)
+        config["seed"] = seed
+        (path / "config.yaml").write_text(yaml.safe_dump(config))
+        return load_run(path)
+
+    newer = run_with("newer", 1, label_smoothing=0.0)
+    older = run_with("older", 2)  # written before train.label_smoothing existed
+    assert "label_smoothing" not in older.config["train"]
+    smoothed = run_with("smoothed", 3, label_smoothing=0.1)
+    assert group_key(older) == group_key(newer) != group_key(smoothed)
