@@ -134,40 +134,50 @@ inline TapRange ForwardTaps(int64_t index, int64_t stride, int64_t pad, int64_t 
   return {std::max<int64_t>(0, -source), std::min<int64_t>(kernel_size, size - source), source};
 }
 
-// Forward pass over output rows [begin, end) (a row is one (b, i)).
-template <typename T, int64_t CG>
-void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
-  const int64_t cg = CG ? CG : g.group_channels;
+// Calls visit(b, rows, cols, position) for each output position of the
+// output rows [begin, end) (a row is one (b, i)), with the window's taps
+// that fall inside the input. A template, so the visit inlines.
+template <typename Visit>
+inline void ForEachOutput(const Geometry& g, int64_t begin, int64_t end, Visit&& visit) {
   for (int64_t row = begin; row < end; ++row) {
     const int64_t b = row / g.out_height, i = row % g.out_height;
     const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
     for (int64_t j = 0; j < g.out_width; ++j) {
       const TapRange cols = ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
-      const int64_t position = row * g.out_width + j;
-      const T* weights = k + position * g.taps() * g.groups;
-      T* out = y + position * g.channels;
-      for (int64_t group = 0; group < g.groups; ++group) {
-        T sum[CG ? CG : 1] = {};
-        if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
-        for (int64_t u = rows.first; u < rows.last; ++u) {
-          const T* in_row =
-              x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
-              group * cg;
-          const T* tap_row = weights + u * g.kernel_size * g.groups + group;
-          for (int64_t v = cols.first; v < cols.last; ++v) {
-            const T w = tap_row[v * g.groups];
-            const T* in = in_row + v * g.channels;
-            if constexpr (CG > 0) {
-              for (int64_t c = 0; c < CG; ++c) sum[c] += w * in[c];
-            } else {
-              for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * in[c];
-            }
-          }
-        }
-        if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
-      }
+      visit(b, rows, cols, row * g.out_width + j);
     }
   }
+}
+
+// Forward pass over output rows [begin, end).
+template <typename T, int64_t CG>
+void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
+  const int64_t cg = CG ? CG : g.group_channels;
+  ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
+                                   int64_t position) {
+    const T* weights = k + position * g.taps() * g.groups;
+    T* out = y + position * g.channels;
+    for (int64_t group = 0; group < g.groups; ++group) {
+      T sum[CG ? CG : 1] = {};
+      if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
+      for (int64_t u = rows.first; u < rows.last; ++u) {
+        const T* in_row =
+            x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
+            group * cg;
+        const T* tap_row = weights + u * g.kernel_size * g.groups + group;
+        for (int64_t v = cols.first; v < cols.last; ++v) {
+          const T w = tap_row[v * g.groups];
+          const T* in = in_row + v * g.channels;
+          if constexpr (CG > 0) {
+            for (int64_t c = 0; c < CG; ++c) sum[c] += w * in[c];
+          } else {
+            for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * in[c];
+          }
+        }
+      }
+      if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
+    }
+  });
 }
 
 // The (tap, output index) pairs whose window covers input index `index`.
@@ -231,40 +241,35 @@ template <typename T, int64_t CG>
 void KernelGradRows(const Geometry& g, const T* dy, const T* x, T* dk, int64_t begin,
                     int64_t end) {
   const int64_t cg = CG ? CG : g.group_channels;
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / g.out_height, i = row % g.out_height;
-    const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
-    for (int64_t j = 0; j < g.out_width; ++j) {
-      const TapRange cols = ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
-      const int64_t position = row * g.out_width + j;
-      T* out = dk + position * g.taps() * g.groups;
-      std::fill(out, out + g.taps() * g.groups, T(0));
-      for (int64_t group = 0; group < g.groups; ++group) {
-        T upstream[CG ? CG : 1];
-        const T* upstream_group = dy + position * g.channels + group * cg;
-        if constexpr (CG > 0) std::copy(upstream_group, upstream_group + CG, upstream);
-        for (int64_t u = rows.first; u < rows.last; ++u) {
-          const T* in_row =
-              x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
-              group * cg;
-          for (int64_t v = cols.first; v < cols.last; ++v) {
-            const T* in = in_row + v * g.channels;
-            T total = 0;
-            // A vector reduction (a fixed tree of partial sums, the same on every
-            // run): a strictly ordered sum would be one long dependency chain.
-            if constexpr (CG > 0) {
+  ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
+                                   int64_t position) {
+    T* out = dk + position * g.taps() * g.groups;
+    std::fill(out, out + g.taps() * g.groups, T(0));
+    for (int64_t group = 0; group < g.groups; ++group) {
+      T upstream[CG ? CG : 1];
+      const T* upstream_group = dy + position * g.channels + group * cg;
+      if constexpr (CG > 0) std::copy(upstream_group, upstream_group + CG, upstream);
+      for (int64_t u = rows.first; u < rows.last; ++u) {
+        const T* in_row =
+            x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
+            group * cg;
+        for (int64_t v = cols.first; v < cols.last; ++v) {
+          const T* in = in_row + v * g.channels;
+          T total = 0;
+          // A vector reduction (a fixed tree of partial sums, the same on every
+          // run): a strictly ordered sum would be one long dependency chain.
+          if constexpr (CG > 0) {
 #pragma omp simd reduction(+ : total)
-              for (int64_t c = 0; c < CG; ++c) total += upstream[c] * in[c];
-            } else {
+            for (int64_t c = 0; c < CG; ++c) total += upstream[c] * in[c];
+          } else {
 #pragma omp simd reduction(+ : total)
-              for (int64_t c = 0; c < cg; ++c) total += upstream_group[c] * in[c];
-            }
-            out[(u * g.kernel_size + v) * g.groups + group] = total;
+            for (int64_t c = 0; c < cg; ++c) total += upstream_group[c] * in[c];
           }
+          out[(u * g.kernel_size + v) * g.groups + group] = total;
         }
       }
     }
-  }
+  });
 }
 
 template <typename T>
