@@ -66,8 +66,10 @@ COMPARE_DIR ?= runs/compare-$(STAMP)
 compare: $(INSTALLED)
 	$(INVBENCH) compare $(RUNS) --out $(COMPARE_DIR)
 
-# The op's implementations against the article's form, then whole models.
+# Start-up of the CLI, the op's implementations against the article's form,
+# then whole models.
 bench: $(INSTALLED)
+	$(INVBENCH) bench cli
 	$(INVBENCH) bench op
 	$(INVBENCH) bench model --config configs/conv.yaml --config configs/inv.yaml
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml

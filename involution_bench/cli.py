@@ -2,6 +2,12 @@
 
 Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
 line naming the file or key and the problem; 130 interrupted; 1 unexpected.
+
+TensorFlow and Keras take seconds to import and print chatter when they do,
+so nothing here imports them at module level: `--help` and the commands that
+only read run folders (runs, compare, plot) never load them, and the
+commands that do load them (`load_tensorflow`) through `quiet`, which keeps
+their start-up lines off the terminal.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from rich.table import Table
 
 from involution_bench.config import load_config
 from involution_bench.errors import InvbenchError
-from involution_bench.runs import Run, find_runs, load_run, newest_run
+from involution_bench.machine import cpu_description
+from involution_bench.runs import Run, find_runs, load_run, newest_run, read_run
 
 app = typer.Typer(
     name="invbench",
@@ -67,6 +74,14 @@ def friendly_errors(command):
     return wrapper
 
 
+def load_tensorflow() -> None:
+    """Import TensorFlow quietly, after the input is checked and before the library's
+    own imports would load it noisily."""
+    from involution_bench.quiet import import_tensorflow
+
+    import_tensorflow()
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -104,7 +119,7 @@ def train(
     if resume and repeat != 1:
         raise InvbenchError("--repeat", "cannot be combined with --resume")
     configs = [load_config(path, overrides or ()) for path in config or ()]  # all checked first
-
+    load_tensorflow()
     from involution_bench.training import prepare_resume, prepare_run
 
     if resume:
@@ -182,7 +197,7 @@ def terminate_as_interrupt():
 def info(config: ConfigFiles, overrides: Overrides = None) -> None:
     """Per-layer output shapes, parameters and multiply-accumulates of configs, untrained."""
     configs = [load_config(path, overrides or ()) for path in config]
-
+    load_tensorflow()
     from involution_bench.flops import human_count, layer_costs, total_macs
     from involution_bench.models import build_model, parameter_counts
 
@@ -268,7 +283,8 @@ def compare(
     written = [plot_comparison(rows, out_dir / "comparison.png"), *write_tables(rows, out_dir)]
     if output_format is OutputFormat.table:
         table = Table(*headers())
-        table.columns[0].no_wrap = True  # run names stay whole; headers wrap instead
+        for column in table.columns[:2]:
+            column.no_wrap = True  # run names and statuses stay whole; headers wrap instead
         for cells in table_cells(rows):
             table.add_row(*cells)
         make_console().print(table)
@@ -295,7 +311,7 @@ def list_runs(
         typer.echo(f"no runs under {root}")
         return
     table = Table(*LISTING_HEADERS)
-    for cells in listing_cells(map(load_run, paths), root):
+    for cells in listing_cells(read_runs(paths), root):
         table.add_row(*cells)
     make_console().print(table)
 
@@ -313,13 +329,14 @@ def kernels(
     ] = None,
 ) -> None:
     """Draw what each involution layer's kernels weigh, for the first test images."""
+    loaded = load_finished_epochs(run)
+    load_tensorflow()
     from involution_bench.data import CLASS_NAMES, load_cifar10, resolve_data_dir, scaled
     from involution_bench.kernels import kernel_maps, load_trained_model
     from involution_bench.models import involution_layers
     from involution_bench.plots import kernel_figure, save_figure
     from involution_bench.runs import MODEL_FILE
 
-    loaded = load_finished_epochs(run)
     model_path = run / MODEL_FILE
     model = load_trained_model(model_path)
     if not involution_layers(model):
@@ -391,6 +408,7 @@ def bench_op(
     as_json: JsonFlag = False,
 ) -> None:
     """Forward + backward time of each implementation, against the article's form."""
+    load_tensorflow()
     from involution_bench import bench
 
     unknown = sorted(set(shapes or ()) - set(bench.OP_SHAPES))
@@ -400,9 +418,18 @@ def bench_op(
     chosen = [bench.OP_SHAPES[name] for name in shapes or bench.OP_SHAPES]
     timings = bench.bench_op(chosen, repeats=repeats)
     if as_json:
-        typer.echo(json.dumps([timing.to_dict() for timing in timings], indent=2))
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("shape", "implementation", "ms (fwd+bwd)", "speedup", "GB/s", "memory-bound ms")
+    table = Table(
+        "shape",
+        "implementation",
+        "ms (fwd+bwd)",
+        "speedup",
+        "GB/s",
+        "memory-bound ms",
+        caption=machine_caption(),
+    )
     for index, timing in enumerate(timings):
         name = timing.implementation + (" (default)" if timing.default else "")
         last_of_shape = index + 1 == len(timings) or timings[index + 1].shape != timing.shape
@@ -428,15 +455,26 @@ def bench_model(
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
     configs = [load_config(path, overrides or ()) for path in config]
+    load_tensorflow()
     from involution_bench import bench
 
     timings = [
         timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
     ]
     if as_json:
-        typer.echo(json.dumps([timing.to_dict() for timing in timings], indent=2))
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("config", "variant", "XLA", "step ms", "speedup", "train img/s", "infer img/s")
+    table = Table(
+        "config",
+        "variant",
+        "XLA",
+        "step ms",
+        "speedup",
+        "train img/s",
+        "infer img/s",
+        caption=machine_caption(),
+    )
     for timing in timings:
         table.add_row(
             timing.config,
@@ -450,13 +488,51 @@ def bench_model(
     make_console().print(table)
 
 
+@bench_app.command("cli")
+@friendly_errors
+def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
+    """Start-up time of `invbench --help` and `invbench runs`, each in a fresh process."""
+    from involution_bench.startup import bench_startup
+
+    timings = bench_startup(repeats=repeats)
+    if as_json:
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("command", "median s", "min s", "max s", "repeats", caption=machine_caption())
+    for timing in timings:
+        table.add_row(
+            timing.command,
+            f"{timing.median_seconds:.3f}",
+            f"{timing.min_seconds:.3f}",
+            f"{timing.max_seconds:.3f}",
+            str(timing.repeats),
+        )
+    make_console().print(table)
+
+
+def machine_caption() -> str:
+    """Benchmark figures mean little without the CPU they were measured on."""
+    machine = cpu_description()
+    return f"{machine['cpu']}, {machine['cpu_count']} cores; vector ISA: {machine['vector_isa']}"
+
+
 def load_runs(paths: list[Path]) -> list[Run]:
     """Every run at or below each path, each once, in the order found."""
     found = [run for path in paths for run in find_runs(path)]
     if not found:
         raise InvbenchError(", ".join(map(str, paths)), "holds no runs")
     unique = dict.fromkeys(path.resolve() for path in found)
-    return [load_run(path) for path in unique]
+    return read_runs(unique)
+
+
+def read_runs(paths) -> list[Run]:
+    """Runs as read from disk; a damaged one is kept as `unreadable`, its reason on stderr."""
+    runs = [read_run(path) for path in paths]
+    for run in runs:
+        if run.problem:
+            typer.echo(f"unreadable: {run.path}: {run.problem}", err=True)
+    return runs
 
 
 def load_finished_epochs(path: Path) -> Run:

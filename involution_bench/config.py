@@ -21,6 +21,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from involution_bench.errors import ConfigError
 
+# What the data can feed: CIFAR-10's images and classes (data.py checks every
+# file it reads against these), so configs are checked before anything runs.
+IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
 
 
@@ -321,6 +324,13 @@ def _normalize_residual(args: Any, source: str, key: str) -> dict[str, Any]:
 def _check_shapes(config: ExperimentConfig, source: str) -> None:
     """Walk the layer shapes: catch impossible models here rather than deep in Keras."""
     height, width, channels = config.model.input_shape
+    if tuple(config.model.input_shape) != IMAGE_SHAPE:
+        raise ConfigError(
+            source,
+            "model.input_shape",
+            f"{config.model.input_shape} cannot be fed by CIFAR-10, whose images are "
+            f"{list(IMAGE_SHAPE)} (height, width, channels)",
+        )
     features = _walk_shapes(config.layers, (height, width, channels, None), source, "model.layers")[
         3
     ]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from involution_bench.config import IMAGE_SHAPE, NUM_CLASSES
 from involution_bench.errors import DataError
 
 CLASS_NAMES = (
@@ -43,7 +44,7 @@ BATCHES_FOLDER = "cifar-10-batches-py"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-IMAGE_VALUES = 32 * 32 * 3
+IMAGE_VALUES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ def load_cifar10(data_dir: Path | None = None) -> Cifar10:
 
 
 def _load_keras() -> Cifar10:
-    import keras  # the download path alone needs Keras
+    from involution_bench.quiet import import_tensorflow
+
+    import_tensorflow()  # the download path alone needs Keras
+    import keras
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     return Cifar10(
@@ -175,10 +179,11 @@ def _parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(where, f"data must be uint8 rows of {IMAGE_VALUES} values")
     if labels.shape != (len(data),):
         raise DataError(where, f"{len(labels)} labels for {len(data)} images")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise DataError(where, "labels outside 0..9")
     # Rows hold 1024 red, then green, then blue values.
-    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    height, width, channels = IMAGE_SHAPE
+    images = data.reshape(-1, channels, height, width).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels.astype(np.int32)
 
 

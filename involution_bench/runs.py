@@ -3,10 +3,18 @@
 A run folder is `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]/`. Every file in it is
 written to a temporary name and renamed into place, so a reader never sees a
 half-written file, and `summary.json`'s status is set to `completed` last.
+
+One process at a time trains a run folder: it holds an OS lock (`flock`) on
+the folder's `.lock` file, which the OS drops when the process ends however
+it ends, so a killed run never blocks its own resume.
+
+A folder whose `summary.json` cannot be read is still listed, as
+`unreadable`, so that one damaged run never hides the others.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -24,8 +32,10 @@ SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
 CHECKPOINTS_DIR = "checkpoints"
-# "died" is never written: it is what a "running" run whose process is gone reads as.
-STATUSES = ("running", "completed", "failed", "interrupted", "died")
+LOCK_FILE = ".lock"
+# Never written: "died" is what a "running" run whose process is gone reads as,
+# and "unreadable" a folder whose summary cannot be read.
+STATUSES = ("running", "completed", "failed", "interrupted", "died", "unreadable")
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_seconds")
 
 
@@ -96,6 +106,7 @@ class Run:
     summary: dict[str, Any]
     history: dict[str, list[float]]
     config: dict[str, Any] | None = None  # the resolved config.yaml, when readable
+    problem: str | None = None  # why the folder could not be read: it is "unreadable"
 
     @property
     def name(self) -> str:
@@ -104,6 +115,8 @@ class Run:
     @property
     def status(self) -> str:
         """The recorded status, except that a run whose process has died reads "died"."""
+        if self.problem:
+            return "unreadable"
         status = self.summary.get("status", "unknown")
         pid, host = self.summary.get("pid"), self.summary.get("host")
         if status == "running" and host == socket.gethostname() and not process_alive(pid):
@@ -150,6 +163,16 @@ def load_run(path: Path) -> Run:
     return Run(path, summary, history, _read_config(path / CONFIG_FILE))
 
 
+def read_run(path: Path) -> Run:
+    """`load_run`, except that a damaged run comes back as an `unreadable` Run saying why."""
+    try:
+        return load_run(path)
+    except RunError as exc:
+        if not is_run_dir(path):
+            raise
+        return Run(path, {}, {}, _read_config(path / CONFIG_FILE), problem=exc.problem)
+
+
 def _read_config(path: Path) -> dict[str, Any] | None:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -173,3 +196,63 @@ def newest_run(root: Path) -> Path:
     if not runs:
         raise RunError(str(root), "holds no runs yet; train one with `invbench train`")
     return runs[-1]
+
+
+class RunLock:
+    """The exclusive right to write a run folder, held by one process at a time.
+
+    `flock` locks belong to the open file and vanish when the process exits,
+    even by SIGKILL, so a stale lock cannot block anyone. The lock file names
+    its holder, so a refusal can say which process to wait for, and it is
+    removed on release, so a finished run folder holds only its results.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._handle = None
+
+    def acquire(self) -> RunLock:
+        while True:
+            try:
+                handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                where = str(self.path.parent)
+                raise RunError(where, f"cannot be locked ({exc.strerror})") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise RunError(
+                    str(self.path.parent),
+                    f"is being trained by {holder}; wait for it or stop it first",
+                ) from None
+            # A holder that released meanwhile removed the file we locked: lock the new one.
+            if self._same_file(handle):
+                break
+            handle.close()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def _same_file(self, handle) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)  # before closing: nobody can lock it after
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

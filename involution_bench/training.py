@@ -40,6 +40,7 @@ from involution_bench.distribute import distribution, work_around_keras_multi_wo
 from involution_bench.errors import ConfigError, RunError
 from involution_bench.flops import layer_costs, total_macs
 from involution_bench.losses import training_loss
+from involution_bench.machine import cpu_description
 from involution_bench.models import (
     build_model,
     involution_layers,
@@ -48,6 +49,7 @@ from involution_bench.models import (
     prepare_for_xla,
     uses_native_involution,
 )
+from involution_bench.native import loaded_build
 from involution_bench.plots import plot_run
 from involution_bench.runs import (
     CHECKPOINTS_DIR,
@@ -56,6 +58,7 @@ from involution_bench.runs import (
     HISTORY_KEYS,
     MODEL_FILE,
     SUMMARY_FILE,
+    RunLock,
     checkpoint_path,
     create_run_dir,
     ensure_root,
@@ -177,6 +180,7 @@ class PreparedRun:
     model: keras.Model
     pipelines: Pipelines
     recorder: RunRecorder
+    lock: RunLock
     first_epoch: int = 0
     scratch: Path | None = None  # a non-chief worker's throwaway runs root
 
@@ -185,6 +189,7 @@ class PreparedRun:
         try:
             return self._fit_and_finish(callbacks)
         finally:
+            self.lock.release()
             if self.scratch:
                 shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -231,6 +236,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     # Workers other than the chief train in a scratch folder, dropped at the end.
     scratch = None if dist.is_chief else Path(tempfile.mkdtemp(prefix="invbench-worker-"))
     run_dir = create_run_dir(scratch or runs_root, config.name)
+    lock = RunLock(run_dir).acquire()
     write_atomic(run_dir / CONFIG_FILE, dump_config(config))
     summary = {
         "name": config.name,
@@ -256,7 +262,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     }
     recorder = RunRecorder(run_dir, summary, len(data.x_train))
     recorder.save()
-    return PreparedRun(config, run_dir, model, pipelines, recorder, scratch=scratch)
+    return PreparedRun(config, run_dir, model, pipelines, recorder, lock, scratch=scratch)
 
 
 def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
@@ -264,11 +270,26 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
 
     Only `train.epochs` may differ from the run's config. The model comes back
     with its optimizer state from the last checkpoint, and the data order of
-    every later epoch is the one the run would have had.
+    every later epoch is the one the run would have had. The run folder stays
+    locked to this process until `fit` returns, so a second resume is refused.
     """
-    run = load_run(run_dir)
+    _refuse_completed(load_run(run_dir))
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _prepare_locked_resume(run_dir, overrides, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _refuse_completed(run) -> None:
     if run.status == "completed":
-        raise RunError(str(run_dir), f"is already completed ({run.epochs_done} epochs)")
+        raise RunError(str(run.path), f"is already completed ({run.epochs_done} epochs)")
+
+
+def _prepare_locked_resume(run_dir: Path, overrides: Sequence[str], lock: RunLock) -> PreparedRun:
+    run = load_run(run_dir)  # read again: another process may have finished it meanwhile
+    _refuse_completed(run)
     if run.status == "running":
         raise RunError(str(run_dir), f"is still running (process {run.summary.get('pid')})")
     saved = load_config(run_dir / CONFIG_FILE)
@@ -306,7 +327,7 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     write_atomic(run_dir / CONFIG_FILE, dump_config(config))
     recorder = RunRecorder(run_dir, summary, len(data.x_train), history)
     recorder.save()
-    return PreparedRun(config, run_dir, model, pipelines, recorder, first_epoch=done)
+    return PreparedRun(config, run_dir, model, pipelines, recorder, lock, first_epoch=done)
 
 
 def _resumable_distribution(run, config: ExperimentConfig):
@@ -496,6 +517,8 @@ def environment_info() -> dict[str, str | None]:
         "python": platform.python_version(),
         **versions,
         "platform": platform.platform(),
+        **cpu_description(),
+        "native_build": loaded_build(),
         "git_commit": _git_commit(),
     }
 

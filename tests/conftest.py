@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pickle
 import tarfile
@@ -106,3 +107,52 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def make_run(
+    root: Path,
+    folder: str,
+    accuracies: list[float],
+    *,
+    name: str = "inv",
+    seed: int = 1,
+    status: str = "completed",
+    planned: int = 3,
+    learning_rate: float = 0.001,
+    **summary,
+) -> Path:
+    """A run folder as training leaves it, with numbers derived from `accuracies`."""
+    path = root / folder
+    path.mkdir(parents=True)
+    config = {"name": name, "seed": seed, "train": {"epochs": planned, "lr": learning_rate}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    history = {
+        "loss": [2 - a for a in accuracies],
+        "accuracy": [a + 0.05 for a in accuracies],
+        "val_loss": [2.1 - a for a in accuracies],
+        "val_accuracy": accuracies,
+        "epoch_seconds": [10.0] * len(accuracies),
+    }
+    (path / "history.json").write_text(json.dumps(history))
+    numbers = {}
+    if accuracies:
+        best = max(range(len(accuracies)), key=accuracies.__getitem__)
+        numbers = {
+            "best_val_accuracy": accuracies[best],
+            "best_epoch": best + 1,
+            "final_val_accuracy": accuracies[-1],
+            "final_val_loss": history["val_loss"][-1],
+            "seconds_per_epoch": 10.0,
+            "images_per_second": 5000.0,
+        }
+    base = {
+        "name": name,
+        "seed": seed,
+        "status": status,
+        "epochs_planned": planned,
+        "parameters": {"total": 13080, "trainable": 13074},
+        "macs_per_image": 65344,
+        "started_at": f"2026-11-26T00:00:0{seed}+00:00",
+    }
+    (path / "summary.json").write_text(json.dumps({**base, **numbers, **summary}))
+    return path

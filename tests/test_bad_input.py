@@ -40,6 +40,10 @@ BAD_CONFIGS = {
     ),
     "unknown layer kind": (with_layer(1, "relu6"), ["model.layers[1]", "unknown layer kind"]),
     "not ten outputs": (with_layer(6, {"dense": {"units": 7}}), ["10"]),
+    "input shape the data cannot feed": (
+        {**tiny_config(), "model": {**tiny_config()["model"], "input_shape": [28, 28, 1]}},
+        ["model.input_shape", "[28, 28, 1] cannot be fed by CIFAR-10", "[32, 32, 3]"],
+    ),
 }
 
 

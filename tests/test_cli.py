@@ -69,7 +69,11 @@ def test_train_writes_a_complete_run_folder(trained):
     assert summary["parameters"]["total"] == (
         summary["parameters"]["trainable"] + summary["parameters"]["non_trainable"]
     )
-    assert summary["environment"]["tensorflow"] and summary["environment"]["python"]
+    environment = summary["environment"]
+    assert environment["tensorflow"] and environment["python"]
+    # Figures from different machines stay comparable: the CPU is named.
+    assert environment["cpu"] and environment["cpu_count"] >= 1
+    assert environment["vector_isa"] and "native_build" in environment
     assert summary["seed"] == 7
     assert summary["layers"][0]["name"] == "inv_1"
     assert summary["macs_per_image"] == sum(layer["macs"] for layer in summary["layers"]) > 0

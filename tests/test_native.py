@@ -15,6 +15,8 @@ def test_builds_and_loads_wherever_a_compiler_exists():
     if native.find_compiler() is None or os.environ.get(native.NATIVE_ENV) == "0":
         pytest.skip("no C++ compiler here, or the native kernel is turned off")
     assert native.native_ops() is not None
+    # The tuned build compiles on every CPU kind seen so far (AVX2 to AVX512-FP16 and AMX).
+    assert native.loaded_build() == "tuned"
     assert native.library_path(native.find_compiler()).is_file()
 
 
@@ -63,3 +65,75 @@ def test_turned_off_it_says_so_once_and_pure_tensorflow_computes(tmp_path):
     ]
     # Along each axis the 5 positions see 2+3+3+3+2 = 13 taps: 13 * 13 * 4 channels.
     assert result.stdout.split() == ["676.0", "676.0"]
+
+
+def test_a_failed_tuned_build_is_retried_once_with_the_portable_one(tmp_path):
+    """The first attempt is forced to fail; the retry must give a kernel that computes."""
+    if native.find_compiler() is None:
+        pytest.skip("no C++ compiler here")
+    script = (
+        "import tensorflow as tf\n"
+        "from involution_bench import native\n"
+        "native.tuned_flags = lambda compiler: ('-march=native', '-fno-such-invbench-flag')\n"
+        "from involution_bench.layers import involution\n"
+        "x = tf.ones((1, 5, 5, 4)); k = tf.ones((1, 5, 5, 9, 2))\n"
+        "total = float(tf.reduce_sum(involution(x, k, 3, 1, 2, 'native')))\n"
+        "print(native.loaded_build(), total)\n"
+    )
+    environment = {**os.environ, native.CACHE_ENV: str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment.pop(native.NATIVE_ENV, None)
+
+    def run():
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=environment
+        )
+        assert result.returncode == 0, result.stderr
+        said = [line for line in result.stderr.splitlines() if line.startswith("invbench:")]
+        return result.stdout.split(), said
+
+    output, said = run()
+    assert output == ["portable", "676.0"]  # 13 * 13 taps * 4 channels, as above
+    assert said[0].startswith("invbench: compiling the native involution kernel (tuned build")
+    assert "the build failed (tuned; compiler output in " in said[1]
+    assert "retrying once with the portable build" in said[1]
+    assert said[2].startswith("invbench: compiling the native involution kernel (portable build")
+    assert len(said) == 3
+    assert len(list(tmp_path.glob("*-tuned-*.failed"))) == 1
+    assert len(list(tmp_path.glob("*-portable-*.so"))) == 1
+    # The next process neither repeats the failed build nor says anything.
+    assert run() == (["portable", "676.0"], [])
+
+
+def test_a_failure_is_remembered_until_its_inputs_change(monkeypatch, tmp_path):
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("CXX", "false")
+    with pytest.raises(native.NativeBuildError, match="the build failed"):
+        native.build_library()
+    assert len(list(tmp_path.glob("*.failed"))) == 2  # tuned, then portable
+    with pytest.raises(native.NativeBuildError, match=r"failed before .* failed before"):
+        native.build_library()  # no new attempt: nothing changed
+    changed = tmp_path / "changed.cc"
+    changed.write_text(native.SOURCE.read_text() + "\n// changed\n")
+    monkeypatch.setattr(native, "SOURCE", changed)
+    with pytest.raises(native.NativeBuildError, match="the build failed"):
+        native.build_library()  # a new source is worth a new attempt
+
+
+def test_the_cache_key_follows_the_flags_and_the_compiler_version(monkeypatch, tmp_path):
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    tuned, portable = native.builds("g++")
+    assert native.library_path("g++", tuned) != native.library_path("g++", portable)
+    assert "-portable-" in native.library_path("g++", portable).name
+    before = native.library_path("g++", portable)
+    monkeypatch.setattr(native, "_compiler_version", lambda compiler: "g++ (Debian 13.1.0)")
+    assert native.library_path("g++", portable) != before
+
+
+@pytest.mark.parametrize("has_fp16", [True, False])
+def test_tuned_flags_leave_out_what_the_headers_cannot_compile(monkeypatch, has_fp16):
+    flags = {"avx2", "fma", "avx512f"} | ({"avx512_fp16"} if has_fp16 else set())
+    monkeypatch.setattr(native, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(native, "_compiler_accepts", lambda compiler, switch: True)
+    expected = ("-march=native", "-mno-avx512fp16") if has_fp16 else ("-march=native",)
+    assert native.tuned_flags("g++") == expected
+    assert native.portable_flags() in {("-mavx2", "-mfma"), ()}  # () off x86-64

@@ -211,3 +211,72 @@ def test_deterministic_runs_repeat_exactly(write_config, tmp_path):
     (first,), (second,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
     for key in METRICS:
         assert run_history(first)[key] == run_history(second)[key]
+
+
+def interrupted_run(write_config, runs_dir):
+    """A real run stopped by SIGINT after its first epoch, as a user leaves one."""
+    process = start_training(write_config(deterministic_config(epochs=200)), runs_dir)
+    run_dir = wait_for_epochs(runs_dir, 1, process)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert load_run(run_dir).status == "interrupted"
+    return run_dir
+
+
+def start_resume(run_dir, epochs: int) -> subprocess.Popen:
+    command = "from involution_bench.cli import app; app()"
+    arguments = ["train", "-q", "--resume", str(run_dir), "--set", f"train.epochs={epochs}"]
+    return subprocess.Popen(
+        [sys.executable, "-c", command, *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_resumes_at_once_train_the_run_once(write_config, tmp_path):
+    run_dir = interrupted_run(write_config, tmp_path / "runs")
+    done = load_run(run_dir).epochs_done
+    planned = done + 3
+    first, second = start_resume(run_dir, planned), start_resume(run_dir, planned)
+    outcomes = [(process.wait(timeout=300), *process.communicate()) for process in (first, second)]
+    codes = sorted(code for code, _, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    (refusal,) = [stderr for code, _, stderr in outcomes if code == 2]
+    # Refused by the lock while the other trains, or as completed if it was that quick.
+    assert "is being trained by process " in refusal or "is already completed" in refusal
+    assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal
+    history = run_history(run_dir)
+    assert all(len(history[key]) == planned for key in METRICS)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_done"] == planned
+    assert [entry["from_epoch"] for entry in summary["resumed"]] == [done]
+    assert not (run_dir / ".lock").exists()
+
+
+def test_a_held_lock_names_its_process_and_a_dead_holder_blocks_nothing(write_config, tmp_path):
+    run_dir = interrupted_run(write_config, tmp_path / "runs")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from involution_bench.runs import RunLock;"
+            f"lock = RunLock(Path({str(run_dir)!r})).acquire(); print('locked', flush=True);"
+            "time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    refused = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    assert refused.exit_code == 2
+    assert f"is being trained by process {holder.pid} on " in refused.stderr
+    holder.kill()  # the OS drops its lock; its lock file stays behind
+    holder.wait()
+    assert (run_dir / ".lock").exists()
+    planned = load_run(run_dir).epochs_done + 1
+    resumed = runner.invoke(
+        app, ["train", "--resume", str(run_dir), "-q", "--set", f"train.epochs={planned}"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert load_run(run_dir).status == "completed"
