@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Public name -> the module that defines it (imported lazily: it needs TensorFlow).
 _PUBLIC = {
-    "Involution": "involution_bench.layers",
-    "involution": "involution_bench.layers",
+    "Involution": "involution_bench.ops",
+    "involution": "involution_bench.ops",
     "SmoothedSparseCrossentropy": "involution_bench.losses",
 }
 

@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from involution_bench.config import ExperimentConfig
-from involution_bench.layers import Involution, auto_implementation, involution
 from involution_bench.models import LAYER_BUILDERS, build_model, involution_layers
-from involution_bench.native import native_ops
+from involution_bench.ops.involution import auto_implementation, involution
+from involution_bench.ops.involution_layer import Involution
+from involution_bench.ops.native import native_ops
 
 FLOAT_BYTES = 4
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from involution_bench.layers import Involution
+from involution_bench.ops import Involution
 
 Shape = tuple  # a Keras shape with the batch dimension first (None)
 

@@ -11,7 +11,7 @@ import keras
 
 from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
-from involution_bench.layers import Involution
+from involution_bench.ops import Involution
 
 LAYER_BUILDERS: dict[str, Callable[..., keras.layers.Layer]] = {
     "conv2d": keras.layers.Conv2D,

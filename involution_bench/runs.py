@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -221,8 +222,7 @@ class RunLock:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
+                holder = _lock_holder(handle)
                 handle.close()
                 raise RunError(
                     str(self.path.parent),
@@ -256,3 +256,15 @@ class RunLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _lock_holder(handle, patience_s: float = 2.0) -> str:
+    """Who holds the lock, as the holder wrote it; it writes just after locking,
+    so a lock taken a moment ago may need a moment more to name its process."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        handle.seek(0)
+        holder = handle.read().strip()
+        if holder or time.monotonic() > deadline:
+            return holder or "another process"
+        time.sleep(0.05)

@@ -49,7 +49,7 @@ from involution_bench.models import (
     prepare_for_xla,
     uses_native_involution,
 )
-from involution_bench.native import loaded_build
+from involution_bench.ops.native import loaded_build
 from involution_bench.plots import plot_run
 from involution_bench.runs import (
     CHECKPOINTS_DIR,

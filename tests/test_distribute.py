@@ -14,7 +14,7 @@ import pytest
 
 from involution_bench.distribute import TF_CONFIG_ENV, distribution, is_chief
 from involution_bench.errors import ConfigError
-from involution_bench.native import native_ops
+from involution_bench.ops.native import native_ops
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import pytest
 
 from involution_bench.config import load_config
 from involution_bench.flops import MAC_RULES, layer_costs, layer_macs, total_macs
-from involution_bench.layers import Involution
 from involution_bench.models import LAYER_BUILDERS, build_model
+from involution_bench.ops import Involution
 
 
 def costs_of(layer: keras.layers.Layer, input_shape=(8, 8, 4)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -9,8 +11,8 @@ import tensorflow as tf
 from reference import involution_gradients_reference, involution_reference
 
 import involution_bench  # noqa: F401  (registers the layer for loading)
-from involution_bench.layers import Involution, involution
-from involution_bench.native import native_ops
+from involution_bench.ops import Involution, involution
+from involution_bench.ops.native import native_ops
 
 # (batch, height, width, channels, kernel_size, stride, groups)
 SHAPES = [
@@ -191,3 +193,18 @@ def test_model_saves_and_reloads_with_identical_outputs(tmp_path):
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(reloaded.get_layer("inv"), Involution)
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_model_saved_before_the_op_moved_to_ops_still_loads():
+    """tests/fixtures/saved-before-ops-move.keras was saved when the layer lived in
+    `involution_bench.layers`; its registered name must keep it loadable."""
+    fixtures = Path(__file__).parent / "fixtures"
+    model = keras.saving.load_model(fixtures / "saved-before-ops-move.keras", safe_mode=True)
+    assert isinstance(model.get_layer("inv"), Involution)
+    images = np.load(fixtures / "saved-before-ops-move-images.npy")
+    np.testing.assert_allclose(
+        model.predict(images, verbose=0),
+        np.load(fixtures / "saved-before-ops-move-logits.npy"),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from involution_bench.config import load_config
-from involution_bench.layers import Involution
 from involution_bench.models import build_model, parameter_counts
+from involution_bench.ops import Involution
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from involution_bench import native
+from involution_bench.ops import native
 
 
 def test_builds_and_loads_wherever_a_compiler_exists():
@@ -48,7 +48,7 @@ def test_no_compiler_is_explained(monkeypatch):
 def test_turned_off_it_says_so_once_and_pure_tensorflow_computes(tmp_path):
     script = (
         "import numpy as np, tensorflow as tf\n"
-        "from involution_bench.layers import involution\n"
+        "from involution_bench.ops import involution\n"
         "x = tf.ones((1, 5, 5, 4)); k = tf.ones((1, 5, 5, 9, 2))\n"
         "a = involution(x, k, 3, 1, 2); b = involution(x, k, 3, 1, 2)\n"
         "print(float(tf.reduce_sum(a)), float(tf.reduce_sum(b)))\n"
@@ -73,9 +73,9 @@ def test_a_failed_tuned_build_is_retried_once_with_the_portable_one(tmp_path):
         pytest.skip("no C++ compiler here")
     script = (
         "import tensorflow as tf\n"
-        "from involution_bench import native\n"
+        "from involution_bench.ops import native\n"
         "native.tuned_flags = lambda compiler: ('-march=native', '-fno-such-invbench-flag')\n"
-        "from involution_bench.layers import involution\n"
+        "from involution_bench.ops import involution\n"
         "x = tf.ones((1, 5, 5, 4)); k = tf.ones((1, 5, 5, 9, 2))\n"
         "total = float(tf.reduce_sum(involution(x, k, 3, 1, 2, 'native')))\n"
         "print(native.loaded_build(), total)\n"

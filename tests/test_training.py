@@ -87,8 +87,8 @@ NATIVE_MODEL = [
     ],
 )
 def test_jit_compile_resolution(layers, setting, expected):
-    from involution_bench.layers import native_suits
     from involution_bench.models import build_model
+    from involution_bench.ops.involution import native_suits
     from involution_bench.training import resolve_jit_compile
 
     raw = tiny_config()

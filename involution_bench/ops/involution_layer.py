@@ -1,27 +1,11 @@
-"""Involution: the op and the Keras layer.
+"""The Involution layer: a kernel generated from the input at every position.
 
 Li et al., "Involution: Inverting the Inherence of Convolution for Visual
 Recognition", CVPR 2021 (arXiv 2103.06255). The layer follows the official
 implementation (github.com/d-li14/involution): a kernel generated per
 position by a 1x1 reduce convolution, batch norm, ReLU and a 1x1 span
-convolution, shared by the channels of a contiguous group.
-
-For output position (i, j) and channel c in group g = c // (C / G):
-
-    out[i, j, c] = sum_{u, v} kernel[i, j, u*K + v, g] * x[i*s + u - p, j*s + v - p, c]
-
-with TF "SAME" padding. Two implementations compute it:
-
-- "native": a fused C++ CPU kernel (`involution_bench.native`), compiled on
-  first use; forward and both gradients in one pass over the data each.
-- "slices": pure TensorFlow (`involution_bench.slices`), a sum of K*K
-  shifted views of the padded input with hand-written gradients, always
-  compiled by XLA (never the K*K times larger `extract_patches` tensor). It
-  runs on GPUs.
-
-"auto" picks "native" on CPU-only machines for float32/float64 when the
-kernel is available, except where measurements favour "slices" (see
-`native_wins`); everywhere else "slices".
+convolution, shared by the channels of a contiguous group, then applied by
+the `involution` op (`involution_bench.ops.involution`).
 """
 
 from __future__ import annotations
@@ -29,73 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from involution_bench.native import native_ops
-from involution_bench.slices import involution_slices
-
-IMPLEMENTATIONS = ("auto", "native", "slices")
-NATIVE_DTYPES = (tf.float32, tf.float64)
-
-
-def involution(
-    inputs: tf.Tensor,
-    kernel: tf.Tensor,
-    kernel_size: int,
-    stride: int = 1,
-    groups: int = 1,
-    implementation: str = "auto",
-) -> tf.Tensor:
-    """Apply per-position involution kernels to an NHWC tensor.
-
-    Args:
-        inputs: `(B, H, W, C)`; C must be known and divisible by `groups`.
-        kernel: `(B, ceil(H/stride), ceil(W/stride), kernel_size**2, groups)`,
-            the K*K axis in row-major (u*K + v) order.
-        kernel_size: K, the kernel's height and width.
-        stride: step between output positions.
-        groups: G, contiguous channel blocks that share one kernel.
-        implementation: "auto", "native" or "slices" (see the module docstring).
-
-    Returns:
-        `(B, ceil(H/stride), ceil(W/stride), C)`.
-    """
-    inputs = tf.convert_to_tensor(inputs)
-    kernel = tf.cast(kernel, inputs.dtype)
-    channels = inputs.shape[-1]
-    if channels is None or channels % groups:
-        raise ValueError(f"groups={groups} must divide the input channels ({channels})")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-    if implementation == "auto":
-        implementation = auto_implementation(inputs.dtype, channels // groups, kernel_size)
-    if implementation == "native":
-        library = native_ops()
-        if library is None:
-            raise RuntimeError("the native involution kernel is not available")
-        return library.invbench_involution(
-            inputs, kernel, kernel_size=kernel_size, stride=stride, groups=groups
-        )
-    return involution_slices(inputs, kernel, kernel_size, stride, groups)
-
-
-def native_wins(group_channels: int, kernel_size: int) -> bool:
-    """Measured on a 2-core AVX-512 CPU (`bench.py`): XLA's fused slices are up to
-    1.4x faster than the native kernel for groups of at most 4 channels with
-    3x3 kernels (the article's model); the native kernel wins everywhere else."""
-    return group_channels > 4 or kernel_size > 3
-
-
-def native_suits(dtype) -> bool:
-    """Whether the native kernel can run here: CPU-only, a dtype it has, and it builds."""
-    if tf.as_dtype(dtype) not in NATIVE_DTYPES or tf.config.list_logical_devices("GPU"):
-        return False
-    return native_ops() is not None
-
-
-def auto_implementation(dtype, group_channels: int, kernel_size: int) -> str:
-    """What implementation="auto" runs for this dtype and shape on this machine."""
-    if native_suits(dtype) and native_wins(group_channels, kernel_size):
-        return "native"
-    return "slices"
+from involution_bench.ops.involution import IMPLEMENTATIONS, auto_implementation, involution
 
 
 @keras.saving.register_keras_serializable(package="involution_bench")
