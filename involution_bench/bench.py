@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from involution_bench.config import ExperimentConfig
-from involution_bench.models import LAYER_BUILDERS, build_model, involution_layers
+from involution_bench.models import build_model, involution_layers
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.involution_layer import Involution
 from involution_bench.ops.native import native_ops
@@ -231,7 +231,7 @@ def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, boo
     ours = build_model(layers, shape, config.name)
     jit = resolve_jit_compile(config.train.jit_compile, ours)
     if involution_layers(ours):  # residual blocks included
-        builders = {**LAYER_BUILDERS, "involution": ArticleInvolution}
+        builders = {"involution": ArticleInvolution}
         baseline = build_model(layers, shape, config.name, builders=builders)
         # The article trained without XLA; its extract_patches form gains little from it.
         return [("article formulation", baseline, False), ("invbench", ours, jit)]

@@ -11,15 +11,16 @@ names the file, the key and what is wrong.
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from involution_bench.errors import ConfigError
+from involution_bench.layer_kinds import LAYER_KINDS, Shape, ShapeProblem
+from involution_bench.schema import Float, PositiveFloat, PositiveInt, Section
 
 # What the data can feed: CIFAR-10's images and classes (data.py checks every
 # file it reads against these), so configs are checked before anything runs.
@@ -27,112 +28,25 @@ IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
 
 
-def _yaml_float(value: Any) -> Any:
-    # PyYAML reads `1e-3` (no dot) as a string; accept what a person means.
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-Float = Annotated[float, BeforeValidator(_yaml_float)]
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[Float, Field(gt=0)]
-LayerName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")] | None
-Activation = Literal["relu", "gelu", "swish", "sigmoid", "tanh", "softmax"] | None
-
-
-class _Section(BaseModel):
-    # strict: no silent "32" -> 32 or true -> 1; forbid: typos are errors.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-# ---- layer kinds: argument names follow the Keras constructors ----
-
-
-class Conv2DArgs(_Section):
-    filters: PositiveInt
-    kernel_size: PositiveInt = 3
-    strides: PositiveInt = 1
-    padding: Literal["same", "valid"] = "valid"
-    activation: Activation = None
-    use_bias: bool = True
-    name: LayerName = None
-
-
-class InvolutionArgs(_Section):
-    kernel_size: PositiveInt = 3
-    stride: PositiveInt = 1
-    groups: PositiveInt = 1
-    reduction_ratio: PositiveInt = 4
-    name: LayerName = None
-
-
-class PoolArgs(_Section):
-    pool_size: PositiveInt = 2
-    strides: PositiveInt | None = None
-    padding: Literal["same", "valid"] = "valid"
-    name: LayerName = None
-
-
-class BatchNormArgs(_Section):
-    momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.99
-    epsilon: PositiveFloat = 1e-3
-    name: LayerName = None
-
-
-class DenseArgs(_Section):
-    units: PositiveInt
-    activation: Activation = None
-    use_bias: bool = True
-    name: LayerName = None
-
-
-class DropoutArgs(_Section):
-    rate: Annotated[Float, Field(ge=0, lt=1)]
-    name: LayerName = None
-
-
-class NameOnlyArgs(_Section):
-    name: LayerName = None
-
-
-LAYER_KINDS: dict[str, type[_Section]] = {
-    "conv2d": Conv2DArgs,
-    "involution": InvolutionArgs,
-    "relu": NameOnlyArgs,
-    "max_pool": PoolArgs,
-    "avg_pool": PoolArgs,
-    "batch_norm": BatchNormArgs,
-    "flatten": NameOnlyArgs,
-    "dense": DenseArgs,
-    "dropout": DropoutArgs,
-    "global_avg_pool": NameOnlyArgs,
-}
-
-
-IMAGE_LAYERS = ("conv2d", "involution", "max_pool", "avg_pool", "global_avg_pool", "flatten")
-
-
 # ---- sections ----
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     dir: str | None = None
     limit_train: PositiveInt | None = None
     limit_test: PositiveInt | None = None
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     # height, width, channels
-    input_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = [32, 32, 3]
+    input_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = Field(
+        default_factory=lambda: list(IMAGE_SHAPE)
+    )
     # Entries are checked kind by kind in `_normalize_layers`.
     layers: list[Any] = Field(min_length=1)
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 256
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
@@ -164,7 +78,7 @@ class TrainConfig(_Section):
     deterministic: bool = False
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     seed: Annotated[int, Field(ge=0)] = 42
     data: DataConfig = DataConfig()
@@ -292,7 +206,7 @@ def _normalize_layers(
             raise ConfigError(source, key, f"unknown layer kind {kind!r}{_hint(kind, LAYER_KINDS)}")
         if not isinstance(args, Mapping):
             raise ConfigError(source, f"{key}.{kind}", "arguments must be a mapping")
-        schema = LAYER_KINDS[kind]
+        schema = LAYER_KINDS[kind].arguments
         try:
             parsed = schema.model_validate(args)
         except ValidationError as exc:
@@ -323,7 +237,6 @@ def _normalize_residual(args: Any, source: str, key: str) -> dict[str, Any]:
 
 def _check_shapes(config: ExperimentConfig, source: str) -> None:
     """Walk the layer shapes: catch impossible models here rather than deep in Keras."""
-    height, width, channels = config.model.input_shape
     if tuple(config.model.input_shape) != IMAGE_SHAPE:
         raise ConfigError(
             source,
@@ -331,81 +244,51 @@ def _check_shapes(config: ExperimentConfig, source: str) -> None:
             f"{config.model.input_shape} cannot be fed by CIFAR-10, whose images are "
             f"{list(IMAGE_SHAPE)} (height, width, channels)",
         )
-    features = _walk_shapes(config.layers, (height, width, channels, None), source, "model.layers")[
-        3
-    ]
-    if features != NUM_CLASSES:
+    final = _walk_shapes(config.layers, Shape(*config.model.input_shape), source, "model.layers")
+    if final.features != NUM_CLASSES:
         raise ConfigError(
             source,
             "model.layers",
             f"must end in {NUM_CLASSES} outputs (one per CIFAR-10 class), "
-            f"not {features if features is not None else 'an image'}",
+            f"not {final.features if final.flat else 'an image'}",
         )
 
 
-def _walk_shapes(pairs, shape: tuple, source: str, prefix: str) -> tuple:
-    """(height, width, channels, features) after `pairs`; features is set once flat."""
-    height, width, channels, features = shape
-    for index, (kind, args) in enumerate(pairs):
-        key = f"{prefix}[{index}].{kind}"
-        if kind == RESIDUAL:
-            before = (height, width, channels, features)
-            after = _walk_shapes(layer_pairs(args["layers"]), before, source, f"{key}.layers")
-            skip = before
-            if args["shortcut"]:
-                skip = _walk_shapes(
-                    layer_pairs(args["shortcut"]), before, source, f"{key}.shortcut"
-                )
-            if after != skip:
-                raise ConfigError(
-                    source,
-                    key,
-                    f"its layers give {_describe(after)} but its shortcut gives {_describe(skip)};"
-                    " they must match to be added",
-                )
-            height, width, channels, features = after
+def _walk_shapes(pairs, shape: Shape, source: str, prefix: str) -> Shape:
+    """The shape after `pairs`, each layer's by its kind's rule in `layer_kinds`."""
+    for index, (kind_name, args) in enumerate(pairs):
+        key = f"{prefix}[{index}].{kind_name}"
+        if kind_name == RESIDUAL:
+            shape = _residual_shape(args, shape, source, key)
             continue
-        spatial = features is None
-        if kind in IMAGE_LAYERS and not spatial:
+        kind = LAYER_KINDS[kind_name]
+        if kind.takes == "image" and shape.flat:
             raise ConfigError(source, key, "needs an image-shaped input, but it is flat here")
-        if kind == "conv2d":
-            height, width = _conv_out(height, width, args["kernel_size"], args["strides"], args)
-            channels = args["filters"]
-        elif kind == "involution":
-            if args["kernel_size"] % 2 == 0:
-                raise ConfigError(source, f"{key}.kernel_size", "must be odd")
-            if channels % args["groups"]:
-                raise ConfigError(
-                    source,
-                    f"{key}.groups",
-                    f"{args['groups']} does not divide the {channels} input channels",
-                )
-            height, width = math.ceil(height / args["stride"]), math.ceil(width / args["stride"])
-        elif kind in ("max_pool", "avg_pool"):
-            strides = args["strides"] or args["pool_size"]
-            height, width = _conv_out(height, width, args["pool_size"], strides, args)
-        elif kind == "flatten":
-            features = height * width * channels
-        elif kind == "global_avg_pool":
-            features = channels
-        elif kind == "dense":
-            if spatial:
-                raise ConfigError(source, key, "needs a flat input: add flatten or global_avg_pool")
-            features = args["units"]
-        if height < 1 or width < 1:
+        if kind.takes == "flat" and not shape.flat:
+            raise ConfigError(source, key, "needs a flat input: add flatten or global_avg_pool")
+        try:
+            shape = kind.output_shape(shape, args)
+        except ShapeProblem as exc:
+            where = f"{key}.{exc.argument}" if exc.argument else key
+            raise ConfigError(source, where, str(exc)) from None
+        if shape.height < 1 or shape.width < 1:
             raise ConfigError(source, key, "shrinks the image to nothing")
-    return height, width, channels, features
+    return shape
 
 
-def _describe(shape: tuple) -> str:
-    height, width, channels, features = shape
-    return f"{features} features" if features is not None else f"{height}x{width}x{channels}"
-
-
-def _conv_out(height: int, width: int, size: int, stride: int, args: Mapping) -> tuple[int, int]:
-    if args["padding"] == "same":
-        return math.ceil(height / stride), math.ceil(width / stride)
-    return (height - size) // stride + 1, (width - size) // stride + 1
+def _residual_shape(args: dict[str, Any], shape: Shape, source: str, key: str) -> Shape:
+    after = _walk_shapes(layer_pairs(args["layers"]), shape, source, f"{key}.layers")
+    skip = shape
+    if args["shortcut"]:
+        skip = _walk_shapes(layer_pairs(args["shortcut"]), shape, source, f"{key}.shortcut")
+    if after != skip:
+        raise ConfigError(
+            source,
+            key,
+            f"its layers give {after.describe()} but its shortcut gives {skip.describe()};"
+            " they must match to be added",
+        )
+    return after
 
 
 def _apply_override(resolved: dict[str, Any], override: str) -> None:

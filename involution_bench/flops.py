@@ -1,5 +1,7 @@
 """Multiply-accumulates (MACs) and parameters per layer of a built model, per image.
 
+Each layer kind's rule is declared with the kind in `layer_kinds`.
+
 What is counted: every multiply-add of a convolution, dense layer or
 involution, for one image at inference. An involution counts its kernel
 generation (the 1x1 reduce and span convolutions) plus the K*K*C multiply-adds
@@ -11,14 +13,13 @@ per-element work, small next to the multiply-adds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
 
-from involution_bench.ops import Involution
+from involution_bench.layer_kinds import LAYER_KINDS, no_macs
 
 Shape = tuple  # a Keras shape with the batch dimension first (None)
 
@@ -35,51 +36,24 @@ class LayerCost:
         return {**asdict(self), "output_shape": list(self.output_shape)}
 
 
-def conv2d_macs(layer: keras.layers.Conv2D, input_shape: Shape, output_shape: Shape) -> int:
-    kernel_height, kernel_width = layer.kernel_size
-    per_output = kernel_height * kernel_width * input_shape[-1] // layer.groups
-    return math.prod(output_shape[1:]) * per_output
+# Layers that invbench adds itself (the input, a residual block's sum), beside
+# the registered kinds; none multiplies.
+STRUCTURAL_LAYERS = ("InputLayer", "Add")
 
 
-def dense_macs(layer: keras.layers.Dense, input_shape: Shape, output_shape: Shape) -> int:
-    return math.prod(output_shape[1:]) * input_shape[-1]
-
-
-def involution_macs(layer: Involution, input_shape: Shape, output_shape: Shape) -> int:
-    positions = math.prod(output_shape[1:-1])
-    channels = input_shape[-1]
-    hidden = layer.reduce.filters
-    kernel_values = layer.kernel_size**2 * layer.groups
-    generation = positions * (channels * hidden + hidden * kernel_values)
-    return generation + positions * layer.kernel_size**2 * channels
-
-
-def no_macs(layer: keras.layers.Layer, input_shape: Shape, output_shape: Shape) -> int:
-    return 0
-
-
-# The most specific class wins; a layer with no rule is an error, not a silent zero.
-MAC_RULES: dict[type, Callable[[Any, Shape, Shape], int]] = {
-    keras.layers.Conv2D: conv2d_macs,
-    keras.layers.Dense: dense_macs,
-    Involution: involution_macs,
-    keras.layers.InputLayer: no_macs,
-    keras.layers.ReLU: no_macs,
-    keras.layers.Activation: no_macs,
-    keras.layers.MaxPooling2D: no_macs,
-    keras.layers.AveragePooling2D: no_macs,
-    keras.layers.GlobalAveragePooling2D: no_macs,
-    keras.layers.BatchNormalization: no_macs,
-    keras.layers.Flatten: no_macs,
-    keras.layers.Dropout: no_macs,
-    keras.layers.Add: no_macs,
-}
+def mac_rules() -> dict[type, Callable[[Any, Shape, Shape], int]]:
+    """Layer class -> its kind's MAC rule; the most specific class wins in `layer_macs`."""
+    rules = {kind.layer_class(): kind.macs for kind in LAYER_KINDS.values()}
+    rules.update({getattr(keras.layers, name): no_macs for name in STRUCTURAL_LAYERS})
+    rules[keras.layers.Activation] = no_macs  # Dense/Conv2D `activation=` stays inside them
+    return rules
 
 
 def layer_macs(layer: keras.layers.Layer, input_shape: Shape, output_shape: Shape) -> int:
+    rules = mac_rules()
     for cls in type(layer).__mro__:
-        if cls in MAC_RULES:
-            return MAC_RULES[cls](layer, input_shape, output_shape)
+        if cls in rules:
+            return rules[cls](layer, input_shape, output_shape)
     raise ValueError(
         f"no multiply-accumulate rule for layer {layer.name!r} ({type(layer).__name__})"
     )

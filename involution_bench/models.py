@@ -1,4 +1,7 @@
-"""Turning a validated model spec (a list of layer entries) into a `keras.Model`."""
+"""Turning a validated model spec (a list of layer entries) into a `keras.Model`.
+
+Each entry's Keras layer comes from its kind's builder in `layer_kinds`.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,13 @@ import keras
 
 from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
+from involution_bench.layer_kinds import LAYER_KINDS
 from involution_bench.ops import Involution
 
-LAYER_BUILDERS: dict[str, Callable[..., keras.layers.Layer]] = {
-    "conv2d": keras.layers.Conv2D,
-    "involution": Involution,
-    "relu": keras.layers.ReLU,
-    "max_pool": keras.layers.MaxPooling2D,
-    "avg_pool": keras.layers.AveragePooling2D,
-    "batch_norm": keras.layers.BatchNormalization,
-    "flatten": keras.layers.Flatten,
-    "dense": keras.layers.Dense,
-    "dropout": keras.layers.Dropout,
-    "global_avg_pool": keras.layers.GlobalAveragePooling2D,
-}
+
+def layer_builders() -> dict[str, Callable[..., keras.layers.Layer]]:
+    """Kind name -> Keras layer class, for every registered kind."""
+    return {name: kind.layer_class() for name, kind in LAYER_KINDS.items()}
 
 
 def build_model(
@@ -35,13 +31,13 @@ def build_model(
 ) -> keras.Model:
     """A functional model applying `layers` (kind, arguments) in order.
 
-    The arguments are those `config.LAYER_KINDS` validates; they are named as
-    the Keras constructors name them, so they pass straight through.
-    `builders` replaces `LAYER_BUILDERS` (the benchmark swaps in the
-    article's involution this way).
+    The arguments are those `layer_kinds` validates; they are named as the
+    Keras constructors name them, so they pass straight through. `builders`
+    replaces some kinds' classes (the benchmark swaps in the article's
+    involution this way).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    outputs = _apply_layers(layers, inputs, builders or LAYER_BUILDERS)
+    outputs = _apply_layers(layers, inputs, {**layer_builders(), **(builders or {})})
     return keras.Model(inputs, outputs, name=name)
 
 

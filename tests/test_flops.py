@@ -6,8 +6,8 @@ import keras
 import pytest
 
 from involution_bench.config import load_config
-from involution_bench.flops import MAC_RULES, layer_costs, layer_macs, total_macs
-from involution_bench.models import LAYER_BUILDERS, build_model
+from involution_bench.flops import layer_costs, layer_macs, total_macs
+from involution_bench.models import build_model
 from involution_bench.ops import Involution
 
 
@@ -55,11 +55,6 @@ def test_each_layer_kind_counts_its_multiply_adds(layer, macs, output_shape):
     assert cost.macs == macs
     assert cost.output_shape == output_shape
     assert cost.parameters == layer.count_params()
-
-
-def test_every_config_layer_kind_has_a_rule():
-    for kind, builder in LAYER_BUILDERS.items():
-        assert any(cls in MAC_RULES for cls in builder.__mro__), kind
 
 
 def test_a_layer_without_a_rule_is_an_error_not_a_zero():
