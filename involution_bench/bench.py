@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from involution_bench.config import ExperimentConfig
-from involution_bench.models import build_model, involution_layers
+from involution_bench.models import build_model, involution_layers, resolve_jit_compile
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.involution_layer import Involution
 from involution_bench.ops.native import native_ops
@@ -224,8 +224,6 @@ class ArticleInvolution(Involution):
 
 def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, bool]]:
     """(variant, model, jit_compile): the baseline first, then what invbench trains."""
-    from involution_bench.training import resolve_jit_compile
-
     layers, shape = config.layers, config.model.input_shape
     keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
     ours = build_model(layers, shape, config.name)

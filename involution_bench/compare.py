@@ -75,19 +75,24 @@ class Row:
 def run_numbers(run: Run) -> dict[str, Any]:
     """One run's numeric columns; what it has not produced yet is None."""
     summary = run.summary
-    parameters = summary.get("parameters") or {}
-    numbers = {column.key: summary.get(column.key) for column in NUMERIC_COLUMNS}
-    numbers["parameters"] = parameters.get("total")
-    numbers["trainable_parameters"] = parameters.get("trainable")
+    numbers = {
+        column.key: getattr(summary, column.key)
+        for column in NUMERIC_COLUMNS
+        if column.key not in ("parameters", "trainable_parameters")
+    }
+    numbers["parameters"] = summary.total_parameters
+    numbers["trainable_parameters"] = summary.trainable_parameters
     return numbers
 
 
 def epochs_text(run: Run) -> str:
-    return f"{run.epochs_done}/{run.summary.get('epochs_planned', '?')}"
+    planned = run.summary.epochs_planned
+    return f"{run.epochs_done}/{'?' if planned is None else planned}"
 
 
 def run_seed(run: Run) -> Any:
-    return run.summary.get("seed", (run.config or {}).get("seed"))
+    seed = run.summary.seed
+    return seed if seed is not None else (run.config or {}).get("seed")
 
 
 def group_key(run: Run) -> str:
@@ -287,7 +292,7 @@ def listing_cells(runs: Iterable[Run], root: Path) -> list[list[str]]:
     cells = []
     for run in runs:
         summary = run.summary
-        best = summary.get("best_val_accuracy")
+        best = summary.best_val_accuracy
         folder = run.path.relative_to(root) if run.path.is_relative_to(root) else run.path
         cells.append(
             [
@@ -296,7 +301,7 @@ def listing_cells(runs: Iterable[Run], root: Path) -> list[list[str]]:
                 run.status,
                 epochs_text(run),
                 "-" if best is None else f"{best:.4f}",
-                str(summary.get("started_at", "-")),
+                summary.started_at or "-",
             ]
         )
     return cells

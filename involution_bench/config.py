@@ -69,7 +69,7 @@ class TrainConfig(Section):
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     # TensorBoard logs (losses, metrics, learning rate per epoch) in RUN/tensorboard/.
     tensorboard: bool = False
-    # XLA: "auto" turns it on only where it pays (see training.resolve_jit_compile).
+    # XLA: "auto" turns it on only where it pays (see models.resolve_jit_compile).
     jit_compile: Literal["auto"] | bool = "auto"
     # Data-parallel training with tf.distribute (see distribute.py): batch_size
     # is then per replica, and the learning rate scales with the replica count.

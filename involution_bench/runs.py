@@ -1,12 +1,18 @@
-"""Run folders: naming, atomic writes, status, and reading runs back.
+"""Run folders: naming, the lock, atomic writes, the summary's schema, its writer and reader.
+
+This module owns the run folder: `RunSummary` declares every field of
+`summary.json` once, `RunWriter` is the only code that writes a run's
+summary and history, and `load_run` is the one reader. It knows nothing of
+TensorFlow: the training loop hands it numbers and a function that saves
+the model.
 
 A run folder is `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]/`. Every file in it is
 written to a temporary name and renamed into place, so a reader never sees a
 half-written file, and `summary.json`'s status is set to `completed` last.
 
-One process at a time trains a run folder: it holds an OS lock (`flock`) on
-the folder's `.lock` file, which the OS drops when the process ends however
-it ends, so a killed run never blocks its own resume.
+One process at a time trains a run folder: it holds the folder's lock
+(`run_lock.RunLock`). Provenance (versions, CPU, git commit, command line)
+comes from `provenance.py`.
 
 A folder whose `summary.json` cannot be read is still listed, as
 `unreadable`, so that one damaged run never hides the others.
@@ -14,26 +20,27 @@ A folder whose `summary.json` cannot be read is still listed, as
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import shutil
 import socket
-import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from involution_bench.errors import RunError
+from involution_bench.provenance import now_iso
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
 CHECKPOINTS_DIR = "checkpoints"
-LOCK_FILE = ".lock"
 # Never written: "died" is what a "running" run whose process is gone reads as,
 # and "unreadable" a folder whose summary cannot be read.
 STATUSES = ("running", "completed", "failed", "interrupted", "died", "unreadable")
@@ -99,30 +106,87 @@ def read_json(path: Path) -> Any:
         raise RunError(str(path), f"cannot be read ({exc})") from None
 
 
+class RunSummary(BaseModel):
+    """`summary.json`, field by field. What a run has not produced yet is None.
+
+    Keys this version does not know (written by a newer invbench) are kept
+    as they are, so rewriting a summary never drops them.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str
+    seed: int | None = None
+    status: str = "running"
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    error: str | None = None  # why a failed run failed
+    resumed: list[dict[str, Any]] = []  # {at, from_epoch} per resume
+    pid: int | None = None  # who trains it, so a dead process reads "died"
+    host: str | None = None
+    # The model
+    parameters: dict[str, int] | None = None  # total, trainable, non_trainable
+    macs_per_image: int | None = None
+    layers: list[dict[str, Any]] = []  # name, kind, output_shape, parameters, macs
+    involution_op: str | None = None
+    jit_compile: bool | None = None
+    precision: str | None = None
+    distribute: dict[str, Any] | None = None  # strategy, devices, replicas
+    global_batch_size: int | None = None
+    # The data
+    train_images: int | None = None
+    test_images: int | None = None
+    data_source: str | None = None
+    # Progress and results, rewritten every epoch
+    epochs_planned: int | None = None
+    epochs_done: int = 0
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    final_val_accuracy: float | None = None
+    final_val_loss: float | None = None
+    final_accuracy: float | None = None
+    seconds_per_epoch: float | None = None
+    images_per_second: float | None = None
+    # Provenance: see `environment_info`
+    environment: dict[str, Any] = {}
+
+    @property
+    def total_parameters(self) -> int | None:
+        return (self.parameters or {}).get("total")
+
+    @property
+    def trainable_parameters(self) -> int | None:
+        return (self.parameters or {}).get("trainable")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
 @dataclass(frozen=True)
 class Run:
     """A run folder as read back from disk."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     history: dict[str, list[float]]
     config: dict[str, Any] | None = None  # the resolved config.yaml, when readable
     problem: str | None = None  # why the folder could not be read: it is "unreadable"
 
     @property
     def name(self) -> str:
-        return self.summary.get("name", self.path.name)
+        return self.summary.name
 
     @property
     def status(self) -> str:
         """The recorded status, except that a run whose process has died reads "died"."""
         if self.problem:
             return "unreadable"
-        status = self.summary.get("status", "unknown")
-        pid, host = self.summary.get("pid"), self.summary.get("host")
-        if status == "running" and host == socket.gethostname() and not process_alive(pid):
+        summary = self.summary
+        local = summary.host == socket.gethostname()
+        if summary.status == "running" and local and not process_alive(summary.pid):
             return "died"
-        return status
+        return summary.status
 
     @property
     def epochs_done(self) -> int:
@@ -161,7 +225,13 @@ def load_run(path: Path) -> Run:
     history = read_json(history_path) if history_path.is_file() else {}
     if not isinstance(summary, dict) or not isinstance(history, dict):
         raise RunError(str(path), "summary.json and history.json must hold JSON objects")
-    return Run(path, summary, history, _read_config(path / CONFIG_FILE))
+    try:
+        typed = RunSummary.model_validate({"name": path.name, **summary})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise RunError(str(path / SUMMARY_FILE), f"{key}: {error['msg'].lower()}") from None
+    return Run(path, typed, history, _read_config(path / CONFIG_FILE))
 
 
 def read_run(path: Path) -> Run:
@@ -171,7 +241,8 @@ def read_run(path: Path) -> Run:
     except RunError as exc:
         if not is_run_dir(path):
             raise
-        return Run(path, {}, {}, _read_config(path / CONFIG_FILE), problem=exc.problem)
+        summary = RunSummary(name=path.name, status="unreadable")
+        return Run(path, summary, {}, _read_config(path / CONFIG_FILE), problem=str(exc))
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:
@@ -199,72 +270,82 @@ def newest_run(root: Path) -> Path:
     return runs[-1]
 
 
-class RunLock:
-    """The exclusive right to write a run folder, held by one process at a time.
+# ---- writing a run ----
 
-    `flock` locks belong to the open file and vanish when the process exits,
-    even by SIGKILL, so a stale lock cannot block anyone. The lock file names
-    its holder, so a refusal can say which process to wait for, and it is
-    removed on release, so a finished run folder holds only its results.
+
+def epoch_statistics(history: Mapping[str, list[float]], train_images: int) -> dict[str, Any]:
+    """The summary's result fields, from the history so far."""
+    val_accuracy = history["val_accuracy"]
+    best = max(range(len(val_accuracy)), key=val_accuracy.__getitem__)
+    return {
+        "epochs_done": len(val_accuracy),
+        "best_val_accuracy": val_accuracy[best],
+        "best_epoch": best + 1,
+        "final_val_accuracy": val_accuracy[-1],
+        "final_val_loss": history["val_loss"][-1],
+        "final_accuracy": history["accuracy"][-1],
+        "seconds_per_epoch": sum(history["epoch_seconds"]) / len(val_accuracy),
+        "images_per_second": train_images * len(val_accuracy) / sum(history["train_seconds"]),
+    }
+
+
+class RunWriter:
+    """The one writer of a run folder's summary, history and final model.
+
+    After each epoch the training loop saves a checkpoint, then calls
+    `record_epoch`, which rewrites history and summary: a run killed at any
+    moment keeps every finished epoch. `place_model` and `mark` end a run.
     """
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK_FILE
-        self._handle = None
+    def __init__(
+        self,
+        run_dir: Path,
+        summary: RunSummary,
+        train_images: int,
+        history: Mapping[str, list[float]] | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.summary = summary
+        self.train_images = train_images
+        self.history = {key: list((history or {}).get(key, [])) for key in HISTORY_KEYS}
 
-    def acquire(self) -> RunLock:
-        while True:
-            try:
-                handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                where = str(self.path.parent)
-                raise RunError(where, f"cannot be locked ({exc.strerror})") from None
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _lock_holder(handle)
-                handle.close()
-                raise RunError(
-                    str(self.path.parent),
-                    f"is being trained by {holder}; wait for it or stop it first",
-                ) from None
-            # A holder that released meanwhile removed the file we locked: lock the new one.
-            if self._same_file(handle):
-                break
-            handle.close()
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history["val_accuracy"])
 
-    def _same_file(self, handle) -> bool:
-        try:
-            return os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
-        except FileNotFoundError:
-            return False
+    def record_epoch(
+        self, metrics: Mapping[str, float], epoch_seconds: float, train_seconds: float
+    ) -> None:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            self.history[key].append(float(metrics[key]))
+        self.history["epoch_seconds"].append(epoch_seconds)
+        self.history["train_seconds"].append(train_seconds)
+        for key, value in epoch_statistics(self.history, self.train_images).items():
+            setattr(self.summary, key, value)
+        self.summary.updated_at = now_iso()
+        self.save()
+        # The previous epoch's checkpoint is superseded by this one's.
+        checkpoint_path(self.run_dir, self.epochs_done - 1).unlink(missing_ok=True)
 
-    def release(self) -> None:
-        if self._handle is not None:
-            self.path.unlink(missing_ok=True)  # before closing: nobody can lock it after
-            self._handle.close()  # closing the file drops the lock
-            self._handle = None
+    def save(self) -> None:
+        write_json(self.run_dir / HISTORY_FILE, self.history)
+        write_json(self.run_dir / SUMMARY_FILE, self.summary.to_dict())
 
-    def __enter__(self) -> RunLock:
-        return self.acquire()
+    def place_model(self, status: str, save_model: Callable[[Path], None]) -> None:
+        """Put the final model in `model.keras`: a completed run's last checkpoint is that
+        model already; a stopped one saves its newest weights (it may stop mid-epoch)."""
+        last = checkpoint_path(self.run_dir, self.epochs_done)
+        if status == "completed" and last.is_file():
+            last.replace(self.run_dir / MODEL_FILE)
+        else:
+            save_model(self.run_dir / MODEL_FILE)
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def _lock_holder(handle, patience_s: float = 2.0) -> str:
-    """Who holds the lock, as the holder wrote it; it writes just after locking,
-    so a lock taken a moment ago may need a moment more to name its process."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        handle.seek(0)
-        holder = handle.read().strip()
-        if holder or time.monotonic() > deadline:
-            return holder or "another process"
-        time.sleep(0.05)
+    def mark(self, status: str, error: str | None = None) -> None:
+        """The final status, written last; a completed run needs no checkpoints any more."""
+        self.summary.status = status
+        self.summary.finished_at = now_iso()
+        if error is not None:
+            self.summary.error = error
+        self.save()
+        if status == "completed":
+            shutil.rmtree(self.run_dir / CHECKPOINTS_DIR, ignore_errors=True)

@@ -1,4 +1,13 @@
-"""Plain NumPy references the tests compare the product against."""
+"""Plain NumPy references the tests compare the product against.
+
+The involution formula they implement is the one in the docstring of
+`involution_bench/ops/involution.py` (and docs/involution.md): for output
+position (i, j) and channel c in group g = c // (C / G),
+
+    out[i, j, c] = sum_{u, v} kernel[i, j, u*K + v, g] * x[i*s + u - p, j*s + v - p, c]
+
+with TF "SAME" padding p.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,7 @@ def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
 
 
 def contributions(x_shape, kernel_size, stride, groups):
-    """Every (i, j, tap, row, col, channel, group) term of the DESIGN.md formula."""
+    """Every (i, j, tap, row, col, channel, group) term of the formula above."""
     _, height, width, channels = x_shape
     out_h, pad_top = same_padding(height, kernel_size, stride)
     out_w, pad_left = same_padding(width, kernel_size, stride)
@@ -31,7 +40,7 @@ def contributions(x_shape, kernel_size, stride, groups):
 
 
 def involution_reference(x, kernel, kernel_size, stride=1, groups=1):
-    """The DESIGN.md formula as direct loops, in float64."""
+    """The formula above as direct loops, in float64."""
     out = np.zeros((*kernel.shape[:3], x.shape[-1]))
     for i, j, tap, row, col, c, g in contributions(x.shape, kernel_size, stride, groups):
         out[:, i, j, c] += kernel[:, i, j, tap, g] * x[:, row, col, c]

@@ -47,12 +47,15 @@ BAD_CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("command", ["train", "info", "bench model"])
 @pytest.mark.parametrize("case", BAD_CONFIGS, ids=str)
-def test_bad_config_is_refused_before_any_run_folder(case, write_config, tmp_path):
+def test_bad_config_is_refused_before_any_run_folder(case, command, write_config, tmp_path):
     content, fragments = BAD_CONFIGS[case]
     path = write_config(content)
     runs_dir = tmp_path / "runs"
-    result = runner.invoke(app, ["train", "-c", str(path), "--runs-dir", str(runs_dir)])
+    arguments = [*command.split(), "-c", str(path)]
+    arguments += ["--runs-dir", str(runs_dir)] if command == "train" else []
+    result = runner.invoke(app, arguments)
     assert_one_line_error(result, str(path), *fragments)
     assert not runs_dir.exists()
 
@@ -101,10 +104,13 @@ def test_damaged_batch_file(damage, broken_data, write_config, tmp_path):
     assert not list((tmp_path / "runs").iterdir())
 
 
-@pytest.mark.parametrize("command", ["compare", "plot", "kernels"])
-def test_a_folder_that_is_not_a_run(command, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [("compare", "holds no runs"), ("plot", "not a run folder"), ("kernels", "not a run folder")],
+)
+def test_a_folder_that_is_not_a_run(command, problem, tmp_path):
     result = runner.invoke(app, [command, str(tmp_path)])
-    assert_one_line_error(result, str(tmp_path))
+    assert_one_line_error(result, str(tmp_path), problem)
 
 
 @pytest.mark.parametrize("command", ["plot", "kernels"])

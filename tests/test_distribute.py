@@ -101,7 +101,7 @@ involution = train(config("involution", spec["involution_layers"], batch_size=8,
 for name, result in [("mirrored", mirrored), ("single", single), ("involution", involution)]:
     model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     results[name] = {
-        "summary": result.summary,
+        "summary": result.summary.to_dict(),
         "history": json.loads((result.run_dir / "history.json").read_text()),
         "weights": [w.tolist() for w in model.get_weights()],
     }
@@ -169,7 +169,7 @@ config = config_from_dict({
               "distribute": "multi_worker"},
 })
 result = train(config, Path(sys.argv[2]))
-print(json.dumps({"run_dir": str(result.run_dir), "summary": result.summary}))
+print(json.dumps({"run_dir": str(result.run_dir), "summary": result.summary.to_dict()}))
 """
 
 
@@ -233,8 +233,8 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, monkeypa
         tmp_path / "single",
     )
     for key in ("final_val_loss", "final_val_accuracy", "best_val_accuracy"):
-        assert chief["summary"][key] == pytest.approx(single.summary[key], rel=1e-4)
-        assert other["summary"][key] == pytest.approx(single.summary[key], rel=1e-4)
+        assert chief["summary"][key] == pytest.approx(getattr(single.summary, key), rel=1e-4)
+        assert other["summary"][key] == pytest.approx(getattr(single.summary, key), rel=1e-4)
     assert (tmp_path / "runs0").joinpath(chief["run_dir"]).is_dir()
     assert list((tmp_path / "runs0").iterdir()) == [Path(chief["run_dir"])]
     assert not Path(other["run_dir"]).exists()  # the scratch folder is gone

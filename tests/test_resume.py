@@ -260,7 +260,8 @@ def test_a_held_lock_names_its_process_and_a_dead_holder_blocks_nothing(write_co
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from involution_bench.runs import RunLock;"
+            "import time; from pathlib import Path;"
+            "from involution_bench.run_lock import RunLock;"
             f"lock = RunLock(Path({str(run_dir)!r})).acquire(); print('locked', flush=True);"
             "time.sleep(600)",
         ],

@@ -87,9 +87,8 @@ NATIVE_MODEL = [
     ],
 )
 def test_jit_compile_resolution(layers, setting, expected):
-    from involution_bench.models import build_model
+    from involution_bench.models import build_model, resolve_jit_compile
     from involution_bench.ops.involution import native_suits
-    from involution_bench.training import resolve_jit_compile
 
     raw = tiny_config()
     raw["model"]["layers"] = layers
@@ -105,14 +104,14 @@ def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir)
     raw = tiny_config(epochs=1, jit_compile=True)
     raw["model"]["layers"] = NATIVE_MODEL
     result = train(config_from_dict(raw), tmp_path)
-    assert result.summary["status"] == "completed"
-    assert result.summary["jit_compile"] is True
-    assert result.summary["involution_op"] == "slices"
-    assert np.isfinite(result.summary["final_val_loss"])
+    assert result.summary.status == "completed"
+    assert result.summary.jit_compile is True
+    assert result.summary.involution_op == "slices"
+    assert np.isfinite(result.summary.final_val_loss)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from involution_bench.training import learning_rate_schedule
+    from involution_bench.optimizers import learning_rate_schedule
 
     config = config_from_dict(
         tiny_config(epochs=10, learning_rate=0.1, schedule="cosine", warmup_epochs=2)
@@ -142,7 +141,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     ],
 )
 def test_optimizers_get_their_settings(train, kind, expected):
-    from involution_bench.training import make_optimizer
+    from involution_bench.optimizers import make_optimizer
 
     optimizer = make_optimizer(config_from_dict(tiny_config(**train)).train, steps_per_epoch=3)
     assert type(optimizer).__name__ == kind
@@ -164,8 +163,8 @@ def test_a_run_with_every_training_option_completes_and_saves(tmp_path, monkeypa
         "label_smoothing": 0.1,
     }
     result = train(config_from_dict(tiny_config(**options)), tmp_path)
-    assert result.summary["status"] == "completed"
-    assert np.isfinite(result.summary["final_val_loss"])
+    assert result.summary.status == "completed"
+    assert np.isfinite(result.summary.final_val_loss)
     reloaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     assert type(reloaded.optimizer).__name__ == "SGD"
     assert reloaded.loss.label_smoothing == pytest.approx(0.1)
@@ -189,8 +188,8 @@ def test_mixed_precision_trains_without_nan(precision, tmp_path, monkeypatch, ci
     assert involution.variable_dtype == "float32"
     assert involution.resolved_implementation() == "slices"  # the native kernel is float32/64
     summary = run.fit()
-    assert summary["status"] == "completed" and summary["precision"] == precision
-    assert np.isfinite(summary["final_val_loss"]) and np.isfinite(run.recorder.history["loss"][0])
+    assert summary.status == "completed" and summary.precision == precision
+    assert np.isfinite(summary.final_val_loss) and np.isfinite(run.writer.history["loss"][0])
     # The next run gets its own precision, not the one left behind.
     plain = prepare_run(config_from_dict(tiny_config(epochs=1)), tmp_path)
     assert plain.model.get_layer("inv_1").compute_dtype == "float32"

@@ -1,0 +1,25 @@
+"""The `invbench` command line: parsing, friendly errors and Rich output over the library.
+
+The Typer app and its shared pieces are in `app.py`; the commands are in
+`train.py` (train, resume), `results.py` (info, plot, compare, runs,
+kernels, data) and `bench.py` (bench op, model, cli).
+
+Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
+line naming the file or key and the problem; 130 interrupted; 1 unexpected.
+
+TensorFlow and Keras take seconds to import and print chatter when they do,
+so nothing here imports them at module level: `--help` and the commands that
+only read run folders (runs, compare, plot) never load them, and the
+commands that do load them (`load_tensorflow`) through `quiet`, which keeps
+their start-up lines off the terminal.
+"""
+
+# Importing a command module registers its commands, in this order in --help.
+# isort: off
+from involution_bench.cli import train  # noqa: F401
+from involution_bench.cli import results  # noqa: F401
+from involution_bench.cli import bench  # noqa: F401
+from involution_bench.cli.app import app
+# isort: on
+
+__all__ = ["app"]

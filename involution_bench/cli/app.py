@@ -1,0 +1,98 @@
+"""The Typer app, its shared options, friendly errors and output helpers."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from involution_bench.errors import InvbenchError
+from involution_bench.runs import Run, find_runs, load_run, read_run
+
+app = typer.Typer(
+    name="invbench",
+    help="Train and compare convolution and involution classifiers on CIFAR-10.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+RunsDir = Annotated[
+    Path,
+    typer.Option(
+        "--runs-dir",
+        metavar="DIR",
+        envvar="INVBENCH_RUNS_DIR",
+        help="Root folder that holds the run folders.",
+    ),
+]
+
+ConfigFiles = Annotated[
+    list[Path],
+    typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML; repeat for several."),
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=1."),
+]
+
+
+def friendly_errors(command):
+    """Bad input becomes one line and exit code 2; Ctrl-C becomes exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InvbenchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow quietly, after the input is checked and before the library's
+    own imports would load it noisily."""
+    from involution_bench.quiet import import_tensorflow
+
+    import_tensorflow()
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Every run at or below each path, each once, in the order found."""
+    found = [run for path in paths for run in find_runs(path)]
+    if not found:
+        raise InvbenchError(", ".join(map(str, paths)), "holds no runs")
+    unique = dict.fromkeys(path.resolve() for path in found)
+    return read_runs(unique)
+
+
+def read_runs(paths) -> list[Run]:
+    """Runs as read from disk; a damaged one is kept as `unreadable`, its reason on stderr."""
+    runs = [read_run(path) for path in paths]
+    for run in runs:
+        if run.problem:
+            typer.echo(f"unreadable: {run.path}: {run.problem}", err=True)
+    return runs
+
+
+def load_finished_epochs(path: Path) -> Run:
+    run = load_run(path)
+    if not run.epochs_done:
+        raise InvbenchError(str(path), "has no finished epoch yet")
+    return run
+
+
+def make_console() -> Console:
+    """Rich output that is never wrapped or squeezed when piped into a file or a log."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    return console

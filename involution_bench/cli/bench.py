@@ -1,0 +1,149 @@
+"""`invbench bench op|model|cli`: timings side by side, named with their CPU."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from involution_bench.cli.app import (
+    ConfigFiles,
+    Overrides,
+    app,
+    friendly_errors,
+    load_tensorflow,
+    make_console,
+)
+from involution_bench.config import load_config
+from involution_bench.errors import InvbenchError
+from involution_bench.machine import cpu_description
+
+bench_app = typer.Typer(
+    help="Time the involution op's implementations, or whole models, against baselines.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats (median).")]
+
+
+@bench_app.command("op")
+@friendly_errors
+def bench_op(
+    shapes: Annotated[
+        list[str] | None,
+        typer.Option("--shape", metavar="NAME", help="article, rednet or rednet-s2 (default all)."),
+    ] = None,
+    repeats: Repeats = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Forward + backward time of each implementation, against the article's form."""
+    load_tensorflow()
+    from involution_bench import bench
+
+    unknown = sorted(set(shapes or ()) - set(bench.OP_SHAPES))
+    if unknown:
+        known = ", ".join(bench.OP_SHAPES)
+        raise InvbenchError("--shape", f"unknown shape {unknown[0]!r} (known: {known})")
+    chosen = [bench.OP_SHAPES[name] for name in shapes or bench.OP_SHAPES]
+    timings = bench.bench_op(chosen, repeats=repeats)
+    if as_json:
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "shape",
+        "implementation",
+        "ms (fwd+bwd)",
+        "speedup",
+        "GB/s",
+        "memory-bound ms",
+        caption=machine_caption(),
+    )
+    for index, timing in enumerate(timings):
+        name = timing.implementation + (" (default)" if timing.default else "")
+        last_of_shape = index + 1 == len(timings) or timings[index + 1].shape != timing.shape
+        table.add_row(
+            timing.shape,
+            name,
+            f"{timing.milliseconds:.1f}",
+            f"{timing.speedup:.2f}",
+            f"{timing.gigabytes_per_second:.1f}",
+            f"{timing.bound_milliseconds:.1f}",
+            end_section=last_of_shape,
+        )
+    make_console().print(table)
+
+
+@bench_app.command("model")
+@friendly_errors
+def bench_model(
+    config: ConfigFiles,
+    overrides: Overrides = None,
+    repeats: Repeats = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Training-step time and inference speed of configs' models against their baselines."""
+    configs = [load_config(path, overrides or ()) for path in config]
+    load_tensorflow()
+    from involution_bench import bench
+
+    timings = [
+        timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
+    ]
+    if as_json:
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "config",
+        "variant",
+        "XLA",
+        "step ms",
+        "speedup",
+        "train img/s",
+        "infer img/s",
+        caption=machine_caption(),
+    )
+    for timing in timings:
+        table.add_row(
+            timing.config,
+            timing.variant,
+            "on" if timing.jit_compile else "off",
+            f"{timing.step_milliseconds:.1f}",
+            f"{timing.speedup:.2f}",
+            f"{timing.train_images_per_second:,.0f}",
+            f"{timing.inference_images_per_second:,.0f}",
+        )
+    make_console().print(table)
+
+
+@bench_app.command("cli")
+@friendly_errors
+def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
+    """Start-up time of `invbench --help` and `invbench runs`, each in a fresh process."""
+    from involution_bench.startup import bench_startup
+
+    timings = bench_startup(repeats=repeats)
+    if as_json:
+        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("command", "median s", "min s", "max s", "repeats", caption=machine_caption())
+    for timing in timings:
+        table.add_row(
+            timing.command,
+            f"{timing.median_seconds:.3f}",
+            f"{timing.min_seconds:.3f}",
+            f"{timing.max_seconds:.3f}",
+            str(timing.repeats),
+        )
+    make_console().print(table)
+
+
+def machine_caption() -> str:
+    """Benchmark figures mean little without the CPU they were measured on."""
+    machine = cpu_description()
+    return f"{machine['cpu']}, {machine['cpu_count']} cores; vector ISA: {machine['vector_isa']}"

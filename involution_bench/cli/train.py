@@ -1,0 +1,133 @@
+"""`invbench train`: new runs and resumed ones, with live progress."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from involution_bench.cli.app import (
+    Overrides,
+    RunsDir,
+    app,
+    friendly_errors,
+    load_tensorflow,
+    make_console,
+)
+from involution_bench.config import load_config
+from involution_bench.errors import InvbenchError
+
+
+@app.command()
+@friendly_errors
+def train(
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML; repeat for several."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue a stopped run from its last finished epoch "
+            "(--set train.epochs=N may lengthen it).",
+        ),
+    ] = None,
+    overrides: Overrides = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            metavar="N",
+            help="Train every config N times, with seeds seed, seed+1, ...",
+        ),
+    ] = 1,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Plain lines, no live display (for logs).")
+    ] = False,
+) -> None:
+    """Train each config's model into a new run folder, or resume a stopped run."""
+    if bool(config) == bool(resume):
+        raise InvbenchError("train", "give --config FILE (one or more) or --resume RUN")
+    if resume and repeat != 1:
+        raise InvbenchError("--repeat", "cannot be combined with --resume")
+    configs = [load_config(path, overrides or ()) for path in config or ()]  # all checked first
+    load_tensorflow()
+    from involution_bench.training import prepare_resume, prepare_run
+
+    if resume:
+        jobs = [functools.partial(prepare_resume, resume, overrides or ())]
+    else:
+        # Repeats interleave (A, B, A, B, ...) so a slow spell of the machine hits every config.
+        jobs = [
+            functools.partial(
+                prepare_run, base.model_copy(update={"seed": base.seed + repetition}), runs_dir
+            )
+            for repetition in range(repeat)
+            for base in configs
+        ]
+    console = make_console()
+    with terminate_as_interrupt():
+        for prepare in jobs:
+            fit_and_report(prepare(), console, quiet)
+
+
+def fit_and_report(run, console: Console, quiet: bool) -> None:
+    """Train a prepared run with a progress display, then print its result."""
+    from involution_bench.callbacks import NonFiniteLoss
+    from involution_bench.progress import EpochLines, LiveProgress
+
+    experiment = run.config
+    # A live display only makes sense on a terminal; logs get one line per epoch.
+    live = console.is_terminal and not quiet
+    display = LiveProgress(console, experiment.name) if live else EpochLines(console)
+    try:
+        summary = run.fit(callbacks=[display])
+    except KeyboardInterrupt:
+        epochs = run.writer.epochs_done
+        typer.echo(
+            f"interrupted: {run.run_dir} keeps {epochs} finished epoch(s); "
+            f"resume with: invbench train --resume {run.run_dir}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except NonFiniteLoss as exc:
+        typer.echo(f"error: {run.run_dir}: {exc}; the run is marked failed", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if live:
+            display.progress.stop()
+    console.print(
+        f"{experiment.name} (seed {experiment.seed}): best val_accuracy "
+        f"{summary.best_val_accuracy:.4f} (epoch {summary.best_epoch}), "
+        f"final {summary.final_val_accuracy:.4f}, "
+        f"{summary.total_parameters:,} parameters, "
+        f"{summary.seconds_per_epoch:.1f} s/epoch"
+    )
+    console.print(f"run folder: {run.run_dir}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a killed job, a closed session) stops a run as cleanly as Ctrl-C."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
