@@ -22,6 +22,13 @@ from typing import Any
 from involution_bench.config import config_from_dict, config_to_dict
 from involution_bench.errors import ConfigError
 from involution_bench.runs import Run, write_atomic
+from involution_bench.significance import (
+    significance_cells,
+    significance_fields,
+    significance_headers,
+    with_significance,
+)
+from involution_bench.stats import Difference, MeanInterval
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class Row:
 
     runs: tuple[Run, ...]
     values: dict[str, Any]  # text columns as str; numeric ones a number, a Stat, or None
+    interval: MeanInterval | None = None  # best val acc: the 95% interval of the mean
+    versus: Difference | None = None  # best val acc against the baseline row
+    is_baseline: bool = False
 
     @property
     def size(self) -> int:
@@ -141,11 +151,13 @@ def make_row(runs: Sequence[Run]) -> Row:
     return Row(tuple(runs), values)
 
 
-def comparison(runs: Iterable[Run], group: bool = True) -> list[Row]:
-    """The table's rows: runs grouped over seeds, or one row per run."""
+def comparison(runs: Iterable[Run], group: bool = True, baseline: str | None = None) -> list[Row]:
+    """The table's rows: runs grouped over seeds, or one row per run, each with the
+    95% interval of its best validation accuracy and, given a baseline row (a
+    run name or folder), its Welch difference from it."""
     runs = list(runs)
     groups = group_runs(runs) if group else [(run,) for run in runs]
-    return [make_row(members) for members in groups]
+    return with_significance([make_row(members) for members in groups], baseline)
 
 
 def aggregate(values: Sequence[float]) -> Stat | None:
@@ -179,20 +191,27 @@ def format_cell(value: Any, column: Column, group_size: int = 1) -> str:
     return text
 
 
-def headers() -> list[str]:
-    return [*(column.header for column in COLUMNS), "n"]
+def headers(rows: Sequence[Row] = ()) -> list[str]:
+    """Column headers; the baseline columns appear when a row is the baseline."""
+    return [*(column.header for column in COLUMNS), *significance_headers(rows), "n"]
 
 
-def table_cells(rows: Iterable[Row]) -> list[list[str]]:
-    """Text cells, one list per row, in `headers()` order."""
+def table_cells(rows: Sequence[Row]) -> list[list[str]]:
+    """Text cells, one list per row, in `headers(rows)` order."""
+    with_baseline = any(row.is_baseline for row in rows)
     return [
-        [*(format_cell(row.values[c.key], c, row.size) for c in COLUMNS), str(row.size)]
+        [
+            *(format_cell(row.values[c.key], c, row.size) for c in COLUMNS),
+            *significance_cells(row, with_baseline),
+            str(row.size),
+        ]
         for row in rows
     ]
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
-    lines = [headers(), ["---" if i < 4 else "---:" for i in range(len(headers()))]]
+    header = headers(rows)
+    lines = [header, ["---" if i < 4 else "---:" for i in range(len(header))]]
     lines += table_cells(rows)
     return "".join(
         "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines
@@ -204,6 +223,7 @@ def to_csv(rows: Sequence[Row]) -> str:
     fields = ["name", "status", "epochs", "seeds", "n"]
     for column in NUMERIC_COLUMNS:
         fields += [column.key, f"{column.key}_std", f"{column.key}_count"]
+    fields += list(significance_fields(Row((), {})))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -222,6 +242,7 @@ def to_csv(rows: Sequence[Row]) -> str:
                 )
             else:
                 record.update({column.key: value, f"{column.key}_count": int(value is not None)})
+        record.update(significance_fields(row))
         writer.writerow(record)
     return buffer.getvalue()
 
@@ -235,6 +256,7 @@ def to_json(rows: Sequence[Row]) -> str:
     payload = [
         {
             **{key: plain(value) for key, value in row.values.items()},
+            **significance_fields(row),
             "seeds": [run_seed(run) for run in row.runs],
             "runs": [str(run.path) for run in row.runs],
         }

@@ -48,6 +48,15 @@ class Distribution:
         return {"kind": self.kind, "replicas": self.replicas, "devices": self.devices}
 
 
+def gpu_names() -> list[str]:
+    """The GPUs TensorFlow sees, by model name where the driver says it."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    return names
+
+
 def distribution(kind: str) -> Distribution:
     """The strategy for `train.distribute`; multi_worker checks `TF_CONFIG` first."""
     if kind == "none":

@@ -66,7 +66,13 @@ def comparison_figure(
                 means, spreads = run_curves[key]
                 epochs = range(1, len(means) + 1)
                 axes.plot(
-                    epochs, means, color=colour, linestyle=linestyle, label=f"{label}: {part}"
+                    epochs,
+                    means,
+                    color=colour,
+                    linestyle=linestyle,
+                    marker="o",  # a run of one epoch is a point, not an invisible line
+                    markersize=3,
+                    label=f"{label}: {part}",
                 )
                 if any(spreads):
                     low = [m - s for m, s in zip(means, spreads, strict=True)]
@@ -76,6 +82,9 @@ def comparison_figure(
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max((len(c["val_loss"][0]) for c in curves), default=0) <= 1:
+            axes.set_xlim(0.5, 1.5)  # one whole epoch to mark: the locator would add fractions
+            axes.set_xticks([1])
         axes.grid(True, alpha=0.3)
     handles, texts = panels[0].get_legend_handles_labels()
     figure.legend(handles, texts, loc="outside lower center", ncols=min(4, len(texts)))

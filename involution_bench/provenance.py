@@ -24,8 +24,13 @@ def process_info() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def environment_info(native_build: str | None = None) -> dict[str, Any]:
-    """Versions, machine and code a run was trained with, so its numbers can be placed."""
+def environment_info(
+    native_build: str | None = None, gpus: list[str] | None = None
+) -> dict[str, Any]:
+    """Versions, machine and code a run was trained with, so its numbers can be placed.
+
+    `gpus` names the GPUs training saw (the caller asks TensorFlow).
+    """
     versions = {}
     for package in ("tensorflow", "keras"):
         try:
@@ -37,16 +42,20 @@ def environment_info(native_build: str | None = None) -> dict[str, Any]:
         **versions,
         "platform": platform.platform(),
         **cpu_description(),
+        "gpus": gpus or [],
         "native_build": native_build,
-        "git_commit": _git_commit(),
+        "git_commit": _git(["rev-parse", "HEAD"]),
+        # Uncommitted changes mean the commit alone does not say what code ran.
+        "git_dirty": None if (status := _git(["status", "--porcelain"])) is None else bool(status),
         "command": sys.argv,
     }
 
 
-def _git_commit() -> str | None:
+def _git(arguments: list[str]) -> str | None:
+    """A git command's output in invbench's own checkout; None outside one."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *arguments],
             capture_output=True,
             text=True,
             timeout=5,

@@ -30,6 +30,7 @@ from involution_bench.data import Cifar10, Pipelines, load_cifar10, make_dataset
 from involution_bench.distribute import (
     Distribution,
     distribution,
+    gpu_names,
     work_around_keras_multi_worker_bugs,
 )
 from involution_bench.errors import ConfigError, RunError
@@ -190,7 +191,7 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         train_images=len(setup.data.x_train),
         test_images=len(setup.data.x_test),
         data_source=setup.data.source,
-        environment=environment_info(native_build=loaded_build()),
+        environment=environment_info(native_build=loaded_build(), gpus=gpu_names()),
         **process_info(),
     )
     writer = RunWriter(run_dir, summary, len(setup.data.x_train))

@@ -146,3 +146,14 @@ def test_yaml_config_is_refused_with_its_line(write_config):
     path = write_config("name: x\n  bad: indent\n")
     result = runner.invoke(app, ["info", "-c", str(path)])
     assert_one_line_error(result, str(path), "line 2")
+
+
+def test_a_baseline_that_names_no_row(tmp_path):
+    run_dir = tmp_path / "20261126-000000-inv"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"name": "inv", "status": "completed"}))
+    (run_dir / "history.json").write_text(json.dumps({"val_accuracy": [0.5]}))
+    result = runner.invoke(
+        app, ["compare", str(run_dir), "--out", str(tmp_path / "o"), "--baseline", "cnn"]
+    )
+    assert_one_line_error(result, "--baseline", "no row or run is named 'cnn'", "rows: inv")

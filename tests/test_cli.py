@@ -74,6 +74,8 @@ def test_train_writes_a_complete_run_folder(trained):
     # Figures from different machines stay comparable: the CPU is named.
     assert environment["cpu"] and environment["cpu_count"] >= 1
     assert environment["vector_isa"] and "native_build" in environment
+    assert environment["gpus"] == [] and environment["git_dirty"] in (True, False, None)
+    assert environment["command"] and all(isinstance(word, str) for word in environment["command"])
     assert summary["seed"] == 7
     assert summary["layers"][0]["name"] == "inv_1"
     assert summary["macs_per_image"] == sum(layer["macs"] for layer in summary["layers"]) > 0

@@ -7,6 +7,7 @@ import io
 import json
 import statistics
 
+import numpy as np
 import pytest
 import yaml
 from conftest import make_run
@@ -23,6 +24,7 @@ from involution_bench.compare import (
     to_json,
     to_markdown,
 )
+from involution_bench.errors import InvbenchError
 from involution_bench.runs import load_run
 
 
@@ -57,6 +59,7 @@ def test_every_run_is_shown_for_what_it_is(mixed_runs):
         "final val loss": "1.7000",
         "s/epoch": "10.0",
         "train img/s": "5,000",
+        "best val acc 95% CI": "-",  # one seed: no interval
         "n": "1",
     }
     assert (broke["status"], broke["epochs"], broke["best val acc"]) == ("failed", "1/3", "0.2000")
@@ -162,3 +165,91 @@ def test_a_key_added_since_an_older_run_does_not_split_its_seeds(tmp_path):
     assert "label_smoothing" not in older.config["train"]
     smoothed = run_with("smoothed", 3, label_smoothing=0.1)
     assert group_key(older) == group_key(newer) != group_key(smoothed)
+
+
+# Student's t quantile t(0.975, 2), from a printed table.
+T_975_2 = 4.302652729911275
+
+
+def seed_group(root, name: str, bests: list[float], **extra) -> list:
+    """Runs of one config over seeds 1, 2, ..., whose best val accuracies are `bests`."""
+    return [
+        load_run(make_run(root, f"{name}{seed}", [best - 0.1, best], name=name, seed=seed, **extra))
+        for seed, best in enumerate(bests, start=1)
+    ]
+
+
+def test_each_group_gets_the_student_t_interval_of_its_mean(tmp_path):
+    (row,) = comparison(seed_group(tmp_path, "inv", [0.70, 0.72, 0.74]))
+    # mean 0.72, sample std 0.02, n 3: 0.72 -/+ t(0.975, 2) * 0.02 / sqrt(3)
+    half = T_975_2 * 0.02 / 3**0.5
+    assert row.interval.mean == pytest.approx(0.72)
+    assert (row.interval.low, row.interval.high) == pytest.approx((0.72 - half, 0.72 + half))
+    assert cells_by_header(table_cells([row])[0])["best val acc 95% CI"] == (
+        f"[{0.72 - half:.4f}, {0.72 + half:.4f}]"
+    )
+
+
+def test_a_difference_from_the_baseline_follows_welch(tmp_path):
+    stats = pytest.importorskip("scipy.stats")
+    base = seed_group(tmp_path, "conv", [0.60, 0.61, 0.63], learning_rate=0.1)
+    better = seed_group(tmp_path, "inv", [0.70, 0.72, 0.75])
+    same = seed_group(tmp_path, "inv2", [0.59, 0.62, 0.64], learning_rate=0.2)
+    rows = comparison([*base, *better, *same], baseline="conv")
+    by_name = {row.values["name"]: row for row in rows}
+    assert by_name["conv"].is_baseline and by_name["conv"].versus is None
+    for name, values in (("inv", [0.70, 0.72, 0.75]), ("inv2", [0.59, 0.62, 0.64])):
+        reference = stats.ttest_ind(values, [0.60, 0.61, 0.63], equal_var=False)
+        interval = reference.confidence_interval(0.95)
+        versus = by_name[name].versus
+        assert versus.difference == pytest.approx(np.mean(values) - np.mean([0.60, 0.61, 0.63]))
+        assert versus.p_value == pytest.approx(reference.pvalue)
+        assert (versus.low, versus.high) == pytest.approx((interval.low, interval.high))
+    assert by_name["inv"].versus.verdict() == "higher"
+    assert by_name["inv2"].versus.verdict() == "within noise"
+
+    cells = dict(zip(headers(rows), table_cells(rows)[2], strict=True))
+    assert cells["vs baseline"] == "within noise" and cells["Δ best val acc"].startswith("+")
+    assert dict(zip(headers(rows), table_cells(rows)[0], strict=True))["Δ best val acc"] == (
+        "baseline"
+    )
+    (record,) = [r for r in csv.DictReader(io.StringIO(to_csv(rows))) if r["name"] == "inv"]
+    assert float(record["p_value"]) == pytest.approx(by_name["inv"].versus.p_value)
+    assert record["within_noise"] == "False"
+    payload = {entry["name"]: entry for entry in json.loads(to_json(rows))}
+    assert payload["inv2"]["within_noise"] is True and payload["conv"]["baseline"] is True
+    assert "| vs baseline |" in to_markdown(rows).splitlines()[0]
+
+
+def test_a_baseline_that_names_no_row_is_refused(tmp_path):
+    runs = seed_group(tmp_path, "inv", [0.70, 0.72])
+    with pytest.raises(InvbenchError, match="no row or run is named 'cnn'"):
+        comparison(runs, baseline="cnn")
+
+
+def test_compare_baseline_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from involution_bench.cli import app
+
+    seed_group(tmp_path / "runs", "conv", [0.60, 0.61, 0.63], learning_rate=0.1)
+    seed_group(tmp_path / "runs", "inv", [0.70, 0.72, 0.75])
+    out = tmp_path / "out"
+    arguments = ["compare", str(tmp_path / "runs"), "--out", str(out), "--baseline", "conv"]
+    shown = CliRunner().invoke(app, arguments)
+    assert shown.exit_code == 0, shown.output
+    assert "higher" in shown.stdout and "baseline" in shown.stdout
+    saved = {entry["name"]: entry for entry in json.loads((out / "comparison.json").read_text())}
+    assert saved["inv"]["p_value"] < 0.05 and saved["conv"]["baseline"] is True
+    assert "| vs baseline |" in (out / "comparison.md").read_text()
+
+
+def test_a_one_epoch_comparison_figure_shows_its_points_at_epoch_1(tmp_path):
+    from involution_bench.compare import mean_curves
+    from involution_bench.plots import comparison_figure
+
+    rows = comparison([load_run(make_run(tmp_path, "a", [0.3], planned=1))])
+    figure = comparison_figure(row_labels(rows), [mean_curves(row.runs) for row in rows])
+    for axes in figure.axes:
+        assert list(axes.get_xticks()) == [1]
+        assert all(line.get_marker() == "o" for line in axes.get_lines())

@@ -94,5 +94,5 @@ def make_console() -> Console:
     """Rich output that is never wrapped or squeezed when piped into a file or a log."""
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
-        console.width = max(console.width, 160)
+        console.width = max(console.width, 240)  # wide tables stay whole in logs
     return console

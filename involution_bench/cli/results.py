@@ -97,9 +97,19 @@ def compare(
             "--group/--no-group", help="One row (mean ± std) for runs that differ only in seed."
         ),
     ] = True,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            metavar="ROW",
+            help="A row's name or a run folder: every other row gets its difference in best "
+            "val acc, with a 95% interval (Welch) and a p-value.",
+        ),
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Show runs side by side: cost, accuracy and speed, with an overlaid figure."""
+    """Show runs side by side: cost, accuracy and speed, with intervals over seeds and an
+    overlaid figure."""
     from involution_bench.compare import (
         comparison,
         headers,
@@ -112,11 +122,11 @@ def compare(
     from involution_bench.plots import plot_comparison
     from involution_bench.runs import create_unique_dir, ensure_root, timestamp
 
-    rows = comparison(load_runs(runs), group=group)
+    rows = comparison(load_runs(runs), group=group, baseline=baseline)
     out_dir = ensure_root(out) if out else create_unique_dir(runs_dir, f"compare-{timestamp()}")
     written = [plot_comparison(rows, out_dir / "comparison.png"), *write_tables(rows, out_dir)]
     if output_format is OutputFormat.table:
-        table = Table(*headers())
+        table = Table(*headers(rows))
         for column in table.columns[:2]:
             column.no_wrap = True  # run names and statuses stay whole; headers wrap instead
         for cells in table_cells(rows):
