@@ -15,7 +15,7 @@ import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from involution_bench.significance import (
     with_significance,
 )
 from involution_bench.stats import Difference, MeanInterval
+from involution_bench.sweep import config_values
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Row:
     interval: MeanInterval | None = None  # best val acc: the 95% interval of the mean
     versus: Difference | None = None  # best val acc against the baseline row
     is_baseline: bool = False
+    swept: dict[str, Any] = field(default_factory=dict)  # a sweep's grid key -> this row's value
 
     @property
     def size(self) -> int:
@@ -151,13 +153,30 @@ def make_row(runs: Sequence[Run]) -> Row:
     return Row(tuple(runs), values)
 
 
-def comparison(runs: Iterable[Run], group: bool = True, baseline: str | None = None) -> list[Row]:
+def comparison(
+    runs: Iterable[Run],
+    group: bool = True,
+    baseline: str | None = None,
+    swept_keys: Sequence[str] = (),
+) -> list[Row]:
     """The table's rows: runs grouped over seeds, or one row per run, each with the
     95% interval of its best validation accuracy and, given a baseline row (a
-    run name or folder), its Welch difference from it."""
+    run name or folder), its Welch difference from it. `swept_keys` (a sweep's
+    grid) become columns of their own."""
     runs = list(runs)
     groups = group_runs(runs) if group else [(run,) for run in runs]
-    return with_significance([make_row(members) for members in groups], baseline)
+    rows = [make_row(members) for members in groups]
+    rows = [replace(row, swept=swept_values(row.runs[0], swept_keys)) for row in rows]
+    return with_significance(rows, baseline)
+
+
+def swept_values(run: Run, keys: Sequence[str]) -> dict[str, Any]:
+    """Each swept key's value in the run's config (None where the run has none)."""
+    values = {}
+    for key in keys:
+        found = config_values(run.config or {}, key)
+        values[key] = found[0] if len(set(map(repr, found))) == 1 else (found or None)
+    return values
 
 
 def aggregate(values: Sequence[float]) -> Stat | None:
@@ -192,26 +211,36 @@ def format_cell(value: Any, column: Column, group_size: int = 1) -> str:
 
 
 def headers(rows: Sequence[Row] = ()) -> list[str]:
-    """Column headers; the baseline columns appear when a row is the baseline."""
-    return [*(column.header for column in COLUMNS), *significance_headers(rows), "n"]
+    """Column headers: a sweep's keys follow the run name; the baseline columns
+    appear when a row is the baseline."""
+    first, *rest = (column.header for column in COLUMNS)
+    return [first, *swept_labels(rows), *rest, *significance_headers(rows), "n"]
+
+
+def swept_labels(rows: Sequence[Row]) -> list[str]:
+    """A swept key's last part (`kernel_size`), or all of it where two would clash."""
+    keys = list(rows[0].swept) if rows else []
+    short = [key.rsplit(".", 1)[-1] for key in keys]
+    return [
+        label if short.count(label) == 1 else key for key, label in zip(keys, short, strict=True)
+    ]
 
 
 def table_cells(rows: Sequence[Row]) -> list[list[str]]:
     """Text cells, one list per row, in `headers(rows)` order."""
     with_baseline = any(row.is_baseline for row in rows)
-    return [
-        [
-            *(format_cell(row.values[c.key], c, row.size) for c in COLUMNS),
-            *significance_cells(row, with_baseline),
-            str(row.size),
-        ]
-        for row in rows
-    ]
+    cells = []
+    for row in rows:
+        first, *rest = (format_cell(row.values[c.key], c, row.size) for c in COLUMNS)
+        swept = ["-" if value is None else str(value) for value in row.swept.values()]
+        cells.append([first, *swept, *rest, *significance_cells(row, with_baseline), str(row.size)])
+    return cells
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
     header = headers(rows)
-    lines = [header, ["---" if i < 4 else "---:" for i in range(len(header))]]
+    text_columns = 4 + len(swept_labels(rows))
+    lines = [header, ["---" if i < text_columns else "---:" for i in range(len(header))]]
     lines += table_cells(rows)
     return "".join(
         "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines
@@ -220,7 +249,8 @@ def to_markdown(rows: Sequence[Row]) -> str:
 
 def to_csv(rows: Sequence[Row]) -> str:
     """Raw numbers: each numeric column with its `_std` and `_count` beside it."""
-    fields = ["name", "status", "epochs", "seeds", "n"]
+    swept = list(rows[0].swept) if rows else []
+    fields = ["name", *swept, "status", "epochs", "seeds", "n"]
     for column in NUMERIC_COLUMNS:
         fields += [column.key, f"{column.key}_std", f"{column.key}_count"]
     fields += list(significance_fields(Row((), {})))
@@ -229,6 +259,7 @@ def to_csv(rows: Sequence[Row]) -> str:
     writer.writeheader()
     for row in rows:
         record = {key: row.values[key] for key in ("name", "status", "epochs", "seeds")}
+        record.update({key: json.dumps(value) for key, value in row.swept.items()})
         record["n"] = row.size
         for column in NUMERIC_COLUMNS:
             value = row.values[column.key]
@@ -256,6 +287,7 @@ def to_json(rows: Sequence[Row]) -> str:
     payload = [
         {
             **{key: plain(value) for key, value in row.values.items()},
+            "swept": row.swept,
             **significance_fields(row),
             "seeds": [run_seed(run) for run in row.runs],
             "runs": [str(run.path) for run in row.runs],

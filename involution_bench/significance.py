@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from involution_bench.errors import InvbenchError
 from involution_bench.stats import mean_interval, welch_difference
 
@@ -51,8 +53,9 @@ def with_significance(rows: Sequence[Row], baseline: str | None = None) -> list[
 
 
 def find_baseline(rows: Sequence[Row], wanted: str) -> Row:
-    """The row named `wanted`, or the one holding a run folder of that name or path."""
-    by_name = [row for row in rows if row.values["name"] == wanted]
+    """The row named `wanted`, the one holding a run folder of that name or path, or
+    in a sweep the one whose swept key has that value (`kernel_size=7`)."""
+    by_name = [row for row in rows if row.values["name"] == wanted] or _by_swept_value(rows, wanted)
     by_folder = [
         row for row in rows if any(wanted in (run.path.name, str(run.path)) for run in row.runs)
     ]
@@ -65,6 +68,24 @@ def find_baseline(rows: Sequence[Row], wanted: str) -> Row:
     raise InvbenchError(
         "--baseline", f"{wanted!r} names {len(found)} rows; give one run folder instead"
     )
+
+
+def _by_swept_value(rows: Sequence[Row], wanted: str) -> list[Row]:
+    key, sep, value_text = wanted.partition("=")
+    if not sep:
+        return []
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        return []
+    return [
+        row
+        for row in rows
+        if any(
+            (name == key or name.rsplit(".", 1)[-1] == key) and swept == value
+            for name, swept in row.swept.items()
+        )
+    ]
 
 
 def significance_headers(rows: Sequence[Row]) -> list[str]:

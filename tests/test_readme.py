@@ -63,3 +63,14 @@ def test_the_quick_tour_runs_as_written(tmp_path, cifar_dir):
     (inv_run,) = [run for run in runs if run.name == "article-inv" and run.summary.seed == 43]
     assert (inv_run.path / "kernels.png").is_file()
     assert "article-inv" in result.stdout
+
+    (sweep,) = (tmp_path / "runs" / "tour-sweep").glob("sweep-*-article-inv")
+    members = [load_run(path) for path in find_runs(sweep)]
+    assert sorted((run.config["train"]["learning_rate"], run.summary.seed) for run in members) == [
+        (0.001, 42),
+        (0.001, 43),
+        (0.003, 42),
+        (0.003, 43),
+    ]
+    assert all(run.status == "completed" for run in members)
+    assert "learning_rate" in result.stdout and "baseline" in result.stdout

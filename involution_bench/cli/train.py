@@ -1,10 +1,12 @@
-"""`invbench train`: new runs and resumed ones, with live progress."""
+"""`invbench train` and `invbench sweep`: new runs, resumed ones and sweeps, with live progress."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import signal
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -131,3 +133,84 @@ def terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+@friendly_errors
+def sweep(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML.")
+    ],
+    grids: Annotated[
+        list[str],
+        typer.Option(
+            "--grid",
+            metavar="KEY=V1,V2,...",
+            help="Values of one config key, read as YAML (quote a value holding a comma); "
+            "* in KEY matches every index or key. Repeat for a product of grids.",
+        ),
+    ],
+    overrides: Overrides = None,
+    repeat: Annotated[
+        int,
+        typer.Option("--repeat", min=1, metavar="N", help="Every member N times, seeds seed+0.."),
+    ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Train only the I-th of N fixed, disjoint slices (for job arrays).",
+        ),
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Plain lines, no live display (for logs).")
+    ] = False,
+) -> None:
+    """Train every combination of the grids into one sweep folder; run it again to go on."""
+    from involution_bench.sweep import (
+        member_state,
+        parse_shard,
+        plan_sweep,
+        shard_members,
+        sweep_folder,
+    )
+
+    chosen_shard = parse_shard(shard)
+    plan = plan_sweep(config, grids, repeat, tuple(overrides or ()))  # every member checked
+    folder = sweep_folder(plan, runs_dir, command=["invbench", *sys.argv[1:]])
+    states = [
+        (member, *member_state(folder, member))
+        for member in shard_members(plan.members, chosen_shard)
+    ]
+    counts = Counter(action for _, action, _ in states)
+    typer.echo(
+        f"sweep {folder}: {len(plan.members)} members"
+        + (f", shard {shard}: {len(states)}" if chosen_shard else "")
+        + f"; {counts['skip']} done or running, {counts['resume']} to resume, "
+        f"{counts['train']} to train, {counts['failed']} failed",
+        err=True,
+    )
+    load_tensorflow()
+    from involution_bench.training import prepare_resume, prepare_run
+
+    console, failures = make_console(), counts["failed"]
+    with terminate_as_interrupt():
+        for member, action, run_dir in states:
+            if action in ("skip", "failed"):
+                continue
+            if action == "resume":
+                run = prepare_resume(run_dir)
+            else:
+                run = prepare_run(member.config, folder / member.slug)
+            try:
+                fit_and_report(run, console, quiet)
+            except typer.Exit as exc:
+                if exc.exit_code != 1:
+                    raise
+                failures += 1  # a failed member is marked; the others still train
+    typer.echo(f"sweep folder: {folder} (compare it with: invbench compare {folder})", err=True)
+    if failures:
+        typer.echo(f"error: {failures} member(s) failed; see their summary.json", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,273 @@
+"""Sweeps: the Cartesian product of config values, as one folder of runs.
+
+`invbench sweep -c FILE --grid KEY=V1,V2 [--grid ...] [--repeat N]` trains
+every combination of the grids' values (each `repeat` times, with seeds
+seed, seed+1, ...). Everything here is planning and bookkeeping, without
+TensorFlow:
+
+- `plan_sweep` reads the grids (values as YAML: `3,5,7`, `"a,b",c`,
+  `[1, 2],[3, 4]`) and validates every member's config before anything
+  trains;
+- a sweep lives in `ROOT/sweep-<stamp>-<name>/`, with `sweep.yaml` (the
+  command, the grid, every member and its folder) written once. Each member
+  trains into its own folder, `m<index>-<slug>/`, so parallel shards never
+  write the same file;
+- re-running the same sweep finds its folder again by the sweep's identity
+  (a hash of the config file's resolved members), then skips completed
+  members and resumes interrupted ones;
+- `--shard I/N` takes the members whose index is I-1 modulo N: fixed,
+  disjoint slices for the jobs of a scheduler (a SLURM array, several
+  machines sharing a file system).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import itertools
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from involution_bench.config import ExperimentConfig, config_to_dict, load_config
+from involution_bench.errors import ConfigError, InvbenchError
+from involution_bench.runs import ensure_root, find_runs, read_run, timestamp, write_atomic
+
+SWEEP_FILE = "sweep.yaml"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of the sweep: its grid values and seed, its config and its folder."""
+
+    index: int
+    values: dict[str, Any]  # swept key -> value
+    config: ExperimentConfig
+
+    @property
+    def slug(self) -> str:
+        """`m03-kernel_size=5-seed=43`: readable, and unique within the sweep."""
+        parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in self.values.items()]
+        text = "-".join([f"m{self.index:02d}", *parts, f"seed={self.config.seed}"])
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)[:120]
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    config_path: Path
+    grid: dict[str, list[Any]]
+    repeat: int
+    members: list[Member]
+
+    @property
+    def name(self) -> str:
+        return self.members[0].config.name
+
+    @property
+    def identity(self) -> str:
+        """Equal for the same resolved members, whatever the order of flags or the folder."""
+        resolved = [config_to_dict(member.config) for member in self.members]
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_grid(text: str) -> tuple[str, list[Any]]:
+    """`KEY=V1,V2,...` -> (KEY, [V1, V2, ...]), each value read as YAML."""
+    key, sep, values_text = text.partition("=")
+    if not sep or not key or not values_text:
+        raise ConfigError("--grid", text, "must look like key.path=value1,value2,...")
+    try:
+        values = yaml.safe_load(f"[{values_text}]")
+    except yaml.YAMLError:
+        raise ConfigError("--grid", key, f"values {values_text!r} are not valid YAML") from None
+    if not values:
+        raise ConfigError("--grid", key, "needs at least one value")
+    if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
+        raise ConfigError("--grid", key, "lists a value twice")
+    return key, values
+
+
+def plan_sweep(
+    config_path: Path, grids: list[str], repeat: int = 1, overrides: tuple[str, ...] = ()
+) -> SweepPlan:
+    """Every member of the sweep, each config validated (a bad one stops the sweep here)."""
+    grid: dict[str, list[Any]] = {}
+    for text in grids:
+        key, values = parse_grid(text)
+        if key in grid:
+            raise ConfigError("--grid", key, "is given twice")
+        grid[key] = values
+    base = load_config(config_path, overrides)
+    resolved = config_to_dict(base)
+    paths = {key: expand_key(resolved, key) for key in grid}
+    members = []
+    combinations = list(itertools.product(*grid.values()))
+    for repetition in range(repeat):
+        for combination in combinations:
+            values = dict(zip(grid, combination, strict=True))
+            swept = [
+                f"{path}={json.dumps(value)}"
+                for key, value in values.items()
+                for path in paths[key]
+            ]
+            settings = [*overrides, *swept, f"seed={base.seed + repetition}"]
+            members.append(Member(len(members), values, _member_config(config_path, settings)))
+    return SweepPlan(Path(config_path), grid, repeat, members)
+
+
+def config_values(config: Any, key: str) -> list[Any]:
+    """The values at every path a grid key names in a config (none where it has none)."""
+    values = []
+    for path in _matching_paths(config, key):
+        node = config
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        values.append(node)
+    return values
+
+
+def expand_key(resolved: Any, key: str) -> list[str]:
+    """The config paths a grid key names: `*` stands for every list index or key
+    where the rest of the path exists (`model.layers.*.residual.layers.*.involution.
+    kernel_size` is every involution's kernel size inside residual blocks)."""
+    if "*" not in key:
+        return [key]
+    found = _matching_paths(resolved, key)
+    if not found:
+        raise ConfigError("--grid", key, "matches no key of the config")
+    return found
+
+
+def _matching_paths(config: Any, key: str) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any, parts: list[str], prefix: list[str]) -> None:
+        if not parts:
+            found.append(".".join(prefix))
+            return
+        head, rest = parts[0], parts[1:]
+        if isinstance(node, list):
+            children = {str(index): child for index, child in enumerate(node)}
+        elif isinstance(node, dict):
+            children = {str(name): child for name, child in node.items()}
+        else:
+            return
+        for name, child in children.items():
+            if head in ("*", name):
+                walk(child, rest, [*prefix, name])
+
+    walk(config, key.split("."), [])
+    return found
+
+
+def _member_config(config_path: Path, settings: list[str]) -> ExperimentConfig:
+    try:
+        return load_config(config_path, settings)
+    except ConfigError as exc:
+        if exc.source == "--set":  # the grid's keys arrive as overrides: say where they came from
+            raise ConfigError("--grid", exc.key, exc.problem) from None
+        raise
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`I/N` -> (I, N), 1 <= I <= N."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise InvbenchError("--shard", f"{text!r} must look like I/N with 1 <= I <= N, e.g. 2/4")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_members(members: list[Member], shard: tuple[int, int] | None) -> list[Member]:
+    if shard is None:
+        return members
+    index, count = shard
+    return [member for member in members if member.index % count == index - 1]
+
+
+def sweep_folder(plan: SweepPlan, root: Path, command: list[str] | None = None) -> Path:
+    """This sweep's folder under `root`: found again by its identity, else created.
+
+    Shards that start at once agree on one folder: the search and the
+    creation happen under a lock file in `root`.
+    """
+    ensure_root(root)
+    with open(root / f".sweep-{plan.identity}.lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
+            recorded = yaml.safe_load(existing.read_text(encoding="utf-8")) or {}
+            if recorded.get("identity") == plan.identity:
+                return existing.parent
+        folder = root / f"sweep-{timestamp()}-{plan.name}"
+        suffix = 1
+        while folder.exists():
+            suffix += 1
+            folder = root / f"sweep-{timestamp()}-{plan.name}-{suffix}"
+        folder.mkdir()
+        write_atomic(folder / SWEEP_FILE, sweep_record(plan, command or sys.argv))
+        return folder
+
+
+def sweep_record(plan: SweepPlan, command: list[str]) -> str:
+    record = {
+        "identity": plan.identity,
+        "command": command,
+        "config": str(plan.config_path),
+        "grid": plan.grid,
+        "repeat": plan.repeat,
+        "members": [
+            {
+                "index": member.index,
+                "folder": member.slug,
+                "seed": member.config.seed,
+                "values": member.values,
+            }
+            for member in plan.members
+        ],
+    }
+    return yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
+
+
+def member_run(folder: Path, member: Member) -> Path | None:
+    """The member's newest run folder, if it has started one."""
+    root = folder / member.slug
+    if not root.is_dir():
+        return None
+    runs = find_runs(root)
+    return runs[-1] if runs else None
+
+
+def member_state(folder: Path, member: Member) -> tuple[str, Path | None]:
+    """What to do with a member: "train", "skip" (completed or still running),
+    "resume" (interrupted or died) or "failed" (left for a person to look at)."""
+    run_dir = member_run(folder, member)
+    if run_dir is None:
+        return "train", None
+    status = read_run(run_dir).status
+    if status in ("completed", "running"):
+        return "skip", run_dir
+    if status in ("interrupted", "died"):
+        return "resume", run_dir
+    return "failed", run_dir
+
+
+def swept_keys(folder: Path) -> list[str]:
+    """The grid's keys of a sweep folder (none for any other folder)."""
+    path = folder / SWEEP_FILE
+    if not path.is_file():
+        return []
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    grid = record.get("grid") if isinstance(record, dict) else None
+    return list(grid) if isinstance(grid, dict) else []
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":")).strip('"')
