@@ -324,18 +324,29 @@ def mean_curves(runs: Sequence[Run]) -> dict[str, tuple[list[float], list[float]
     return curves
 
 
-def row_labels(rows: Sequence[Row]) -> list[str]:
-    """Legend labels; rows sharing a name are told apart by their first run's folder."""
-    names = Counter(row.values["name"] for row in rows)
+def row_labels(rows: Sequence[Row], with_group_size: bool = True) -> list[str]:
+    """Legend labels: the name and a sweep's values; rows that still share a label are
+    told apart by their first run's folder."""
+    bases = []
+    for row, swept in zip(rows, _swept_texts(rows), strict=True):
+        bases.append(f"{row.values['name']} {swept}".strip())
+    counts = Counter(bases)
     labels = []
-    for row in rows:
-        label = row.values["name"]
-        if names[label] > 1:
+    for row, label in zip(rows, bases, strict=True):
+        if counts[label] > 1:
             label += f" ({row.runs[0].path.name})"
-        if row.size > 1:
+        if with_group_size and row.size > 1:
             label += f", mean of {row.size}"
         labels.append(label)
     return labels
+
+
+def _swept_texts(rows: Sequence[Row]) -> list[str]:
+    names = swept_labels(rows)
+    return [
+        ", ".join(f"{name}={value}" for name, value in zip(names, row.swept.values(), strict=True))
+        for row in rows
+    ]
 
 
 LISTING_HEADERS = ("folder", "name", "status", "epochs", "best val acc", "started at")

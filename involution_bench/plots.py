@@ -1,4 +1,4 @@
-"""Matplotlib figures for runs: the article's loss and accuracy panels.
+"""Matplotlib figures for runs: loss and accuracy panels, comparisons, trade-offs, kernel maps.
 
 Figures are drawn with the object-oriented API (no pyplot state, no GUI
 backend) and written atomically.
@@ -110,6 +110,77 @@ def plot_comparison(rows: Sequence[Row], path: Path) -> Path:
     """Every row's curves overlaid; a group of seeds draws its mean and a ±1 std band."""
     curves = [mean_curves(row.runs) for row in rows]
     return save_figure(comparison_figure(row_labels(rows), curves), path)
+
+
+# (summary field, axis label, log scale) of each trade-off panel's cost axis
+TRADEOFF_PANELS = (
+    ("macs_per_image", "multiply-adds per image", True),
+    ("parameters", "parameters", True),
+    ("seconds_per_epoch", "training seconds per epoch", False),
+)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other beats on both counts (less cost, more accuracy), by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, accuracy in sorted(points, key=lambda point: (point[0], -point[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((cost, accuracy))
+    return front
+
+
+def tradeoff_figure(rows: Sequence[Row]) -> Figure:
+    """Best validation accuracy (mean, 95% interval as error bars) against each cost,
+    with the Pareto front drawn and every point labelled."""
+    labels = row_labels(rows, with_group_size=False)
+    figure = Figure(figsize=(16, 5.4), layout="constrained")
+    panels = figure.subplots(1, len(TRADEOFF_PANELS), sharey=True)
+    for axes, (key, axis_label, log_scale) in zip(panels, TRADEOFF_PANELS, strict=True):
+        points = []
+        for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            cost, accuracy = _mean(row.values[key]), _mean(row.values["best_val_accuracy"])
+            if cost is None or accuracy is None:
+                continue
+            interval = row.interval
+            error = None
+            if interval is not None and interval.low is not None:
+                error = [[accuracy - interval.low], [interval.high - accuracy]]
+            axes.errorbar(
+                cost, accuracy, yerr=error, fmt="o", color=f"C{index % 10}", capsize=4, zorder=3
+            )
+            axes.annotate(
+                label, (cost, accuracy), textcoords="offset points", xytext=(6, 6), fontsize=8
+            )
+            points.append((cost, accuracy))
+        front = pareto_front(points)
+        if len(front) > 1:
+            axes.step(
+                *zip(*front, strict=True),
+                where="post",
+                color="0.4",
+                linestyle=":",
+                label="Pareto front",
+                zorder=2,
+            )
+            axes.legend(loc="lower right", fontsize=8)
+        if log_scale:
+            axes.set_xscale("log")
+        axes.set_xlabel(axis_label)
+        axes.grid(True, alpha=0.3, which="both")
+        axes.margins(x=0.15, y=0.12)
+    panels[0].set_ylabel("best validation accuracy (mean, 95% CI)")
+    return figure
+
+
+def plot_tradeoff(rows: Sequence[Row], path: Path) -> Path:
+    return save_figure(tradeoff_figure(rows), path)
+
+
+def _mean(value) -> float | None:
+    """A cell's number: a single run's value, or a seed group's mean."""
+    if value is None:
+        return None
+    return float(getattr(value, "mean", value))
 
 
 def kernel_figure(

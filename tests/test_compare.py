@@ -253,3 +253,31 @@ def test_a_one_epoch_comparison_figure_shows_its_points_at_epoch_1(tmp_path):
     for axes in figure.axes:
         assert list(axes.get_xticks()) == [1]
         assert all(line.get_marker() == "o" for line in axes.get_lines())
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_cost_and_accuracy():
+    from involution_bench.plots import pareto_front
+
+    points = [(10, 0.5), (5, 0.4), (20, 0.45), (30, 0.7), (5, 0.3), (40, 0.7)]
+    assert pareto_front(points) == [(5, 0.4), (10, 0.5), (30, 0.7)]
+
+
+def test_the_tradeoff_figure_has_a_labelled_point_per_row_on_three_costs(tmp_path):
+    from involution_bench.plots import tradeoff_figure
+
+    runs = [
+        *seed_group(tmp_path, "conv", [0.60, 0.61, 0.63], learning_rate=0.1),
+        *seed_group(tmp_path, "inv", [0.70, 0.72, 0.75], macs_per_image=99_999),
+    ]
+    figure = tradeoff_figure(comparison(runs))
+    assert [axes.get_xlabel() for axes in figure.axes] == [
+        "multiply-adds per image",
+        "parameters",
+        "training seconds per epoch",
+    ]
+    for axes in figure.axes:
+        assert sorted(text.get_text() for text in axes.texts) == ["conv", "inv"]
+    macs_axes = figure.axes[0]
+    assert macs_axes.get_xscale() == "log"
+    front = [line for line in macs_axes.get_lines() if line.get_label() == "Pareto front"]
+    assert len(front) == 1 and list(front[0].get_xdata()) == [65344, 99_999]

@@ -119,7 +119,7 @@ def compare(
         to_markdown,
         write_tables,
     )
-    from involution_bench.plots import plot_comparison
+    from involution_bench.plots import plot_comparison, plot_tradeoff
     from involution_bench.runs import create_unique_dir, ensure_root, timestamp
     from involution_bench.sweep import swept_keys
 
@@ -127,7 +127,11 @@ def compare(
     swept = list(dict.fromkeys(key for path in runs for key in swept_keys(path)))
     rows = comparison(load_runs(runs), group=group, baseline=baseline, swept_keys=swept)
     out_dir = ensure_root(out) if out else create_unique_dir(runs_dir, f"compare-{timestamp()}")
-    written = [plot_comparison(rows, out_dir / "comparison.png"), *write_tables(rows, out_dir)]
+    written = [
+        plot_comparison(rows, out_dir / "comparison.png"),
+        plot_tradeoff(rows, out_dir / "tradeoff.png"),
+        *write_tables(rows, out_dir),
+    ]
     if output_format is OutputFormat.table:
         table = Table(*headers(rows))
         for column in table.columns[:2]:
