@@ -124,6 +124,21 @@ def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"train": {"epochs": 3}}` -> `{"train.epochs": 3}`; list items by index, as
+    `--set` names them (`model.layers.0.conv2d.filters`)."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in items:
+        flat.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
 def dump_config(config: ExperimentConfig) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 

@@ -25,7 +25,13 @@ from involution_bench.callbacks import (
     save_model,
     tensorboard_callback,
 )
-from involution_bench.config import ExperimentConfig, config_to_dict, dump_config, load_config
+from involution_bench.config import (
+    ExperimentConfig,
+    config_to_dict,
+    dump_config,
+    flatten_config,
+    load_config,
+)
 from involution_bench.data import Cifar10, Pipelines, load_cifar10, make_datasets, resolve_data_dir
 from involution_bench.distribute import (
     Distribution,
@@ -309,26 +315,13 @@ def _compile(model: keras.Model, config: ExperimentConfig, steps: int, replicas:
 
 
 def _check_only_epochs_differ(saved: ExperimentConfig, wanted: ExperimentConfig, where) -> None:
-    old, new = _flatten(config_to_dict(saved)), _flatten(config_to_dict(wanted))
+    old, new = flatten_config(config_to_dict(saved)), flatten_config(config_to_dict(wanted))
     changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
     changed = [key for key in changed if key != "train.epochs"]
     if changed:
         raise ConfigError(
             "--set", changed[0], f"differs from the run's config in {where}; only train.epochs may"
         )
-
-
-def _flatten(tree, prefix: str = "") -> dict:
-    if isinstance(tree, dict):
-        items = tree.items()
-    elif isinstance(tree, list):
-        items = enumerate(tree)
-    else:
-        return {prefix: tree}
-    flat = {}
-    for key, value in items:
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def _involution_op(model: keras.Model) -> str | None:

@@ -41,11 +41,12 @@ def test_importing_the_cli_loads_neither_tensorflow_nor_keras():
     assert result.stdout.strip() == "[]"
 
 
-def test_runs_and_compare_read_run_folders_without_tensorflow(tmp_path):
+def test_commands_that_read_runs_and_configs_never_load_tensorflow(tmp_path):
     make_run(tmp_path / "runs", "20261126-000001-inv", [0.3, 0.4], seed=1)
     make_run(tmp_path / "runs", "20261126-000002-inv", [0.35, 0.45], seed=2)
     result = python(f"""
         import json, sys
+        from pathlib import Path
         from typer.testing import CliRunner
         from involution_bench.cli import app
         runner = CliRunner()
@@ -54,14 +55,17 @@ def test_runs_and_compare_read_run_folders_without_tensorflow(tmp_path):
             app, ["compare", {str(tmp_path / "runs")!r}, "--out", {str(tmp_path / "out")!r},
                   "--format", "json"]
         )
+        runs = sorted(str(path) for path in Path({str(tmp_path / "runs")!r}).iterdir())
+        differed = runner.invoke(app, ["diff", *runs])
+        shown = runner.invoke(app, ["config", "configs/inv.yaml"])
         print(json.dumps({{
-            "codes": [listed.exit_code, compared.exit_code],
+            "codes": [listed.exit_code, compared.exit_code, differed.exit_code, shown.exit_code],
             "rows": len(json.loads(compared.stdout)),
             "loaded": [name for name in ("tensorflow", "keras") if name in sys.modules],
         }}))
     """)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"codes": [0, 0], "rows": 1, "loaded": []}
+    assert json.loads(result.stdout) == {"codes": [0, 0, 0, 0], "rows": 1, "loaded": []}
 
 
 def command_paths(command=None, prefix=()) -> list[tuple[str, ...]]:

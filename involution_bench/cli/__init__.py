@@ -1,8 +1,9 @@
 """The `invbench` command line: parsing, friendly errors and Rich output over the library.
 
 The Typer app and its shared pieces are in `app.py`; the commands are in
-`train.py` (train, resume), `results.py` (info, plot, compare, runs,
-kernels, data) and `bench.py` (bench op, model, cli).
+`train.py` (train, resume, sweep), `results.py` (info, plot, compare,
+runs, kernels, data), `configs.py` (config, diff) and `bench.py` (bench op,
+model, cli).
 
 Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
 line naming the file or key and the problem; 130 interrupted; 1 unexpected.
@@ -18,6 +19,7 @@ their start-up lines off the terminal.
 # isort: off
 from involution_bench.cli import train  # noqa: F401
 from involution_bench.cli import results  # noqa: F401
+from involution_bench.cli import configs  # noqa: F401
 from involution_bench.cli import bench  # noqa: F401
 from involution_bench.cli.app import app
 # isort: on
