@@ -14,7 +14,8 @@ from pathlib import Path
 
 import keras
 
-from involution_bench.runs import RunWriter, checkpoint_path
+from involution_bench.config import TrainConfig
+from involution_bench.runs import BEST_MODEL_FILE, RunWriter, checkpoint_path
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -26,16 +27,30 @@ class NonFiniteLoss(RuntimeError):
         super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}")
 
 
+def epochs_without_improvement(val_accuracy: list[float], min_delta: float) -> int:
+    """Epochs since val accuracy last rose by more than `min_delta` above its best."""
+    best, last_improved = -math.inf, 0
+    for epoch, value in enumerate(val_accuracy, start=1):
+        if value > best + min_delta:
+            best, last_improved = value, epoch
+    return len(val_accuracy) - last_improved
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Checkpoints the model after every epoch, then hands the epoch to the run's writer.
 
-    It also stops the run at the first batch whose loss is not finite (the
-    epoch's running mean turns NaN with it), saying where.
+    With `train.keep_best` it saves `best.keras` first whenever the epoch's
+    validation accuracy is the best so far; with `train.early_stopping` it
+    ends the run once that accuracy has stalled. Both read the run's whole
+    history, so they carry on unchanged across a resume. It also stops the
+    run at the first batch whose loss is not finite (the epoch's running mean
+    turns NaN with it), saying where.
     """
 
-    def __init__(self, writer: RunWriter) -> None:
+    def __init__(self, writer: RunWriter, train: TrainConfig) -> None:
         super().__init__()
         self.writer = writer
+        self.train = train
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
@@ -52,10 +67,36 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        save_model(self.model, checkpoint_path(self.writer.run_dir, epoch + 1))
+        logs = logs or {}
+        run_dir, history = self.writer.run_dir, self.writer.history
+        save_model(self.model, checkpoint_path(run_dir, epoch + 1))
+        # Saved before the summary names this epoch best, so the two never disagree.
+        if self.train.keep_best and logs["val_accuracy"] > max(
+            history["val_accuracy"], default=-math.inf
+        ):
+            save_model(self.model, run_dir / BEST_MODEL_FILE)
         self.writer.record_epoch(
-            logs or {}, now - self._epoch_start, (self._train_end or now) - self._epoch_start
+            logs, now - self._epoch_start, (self._train_end or now) - self._epoch_start
         )
+        self._stop_if_stalled()
+
+    def _stop_if_stalled(self) -> None:
+        rule = self.train.early_stopping
+        done = self.writer.epochs_done
+        if rule is None or done >= self.train.epochs:
+            return
+        stale = epochs_without_improvement(self.writer.history["val_accuracy"], rule.min_delta)
+        if stale < rule.patience:
+            return
+        summary = self.writer.summary
+        summary.stopped_early = {
+            "epoch": done,
+            "reason": f"val_accuracy did not rise by more than {rule.min_delta} for "
+            f"{stale} epochs (best {summary.best_val_accuracy:.4f} at epoch "
+            f"{summary.best_epoch})",
+        }
+        self.writer.save()
+        self.model.stop_training = True
 
 
 def tensorboard_callback(run_dir: Path) -> keras.callbacks.TensorBoard:

@@ -46,6 +46,12 @@ class ModelConfig(Section):
     layers: list[Any] = Field(min_length=1)
 
 
+class EarlyStoppingConfig(Section):
+    # Stop once best val accuracy has not risen by more than min_delta for `patience` epochs.
+    patience: PositiveInt
+    min_delta: Annotated[Float, Field(ge=0)] = 0.0
+
+
 class TrainConfig(Section):
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 256
@@ -76,6 +82,10 @@ class TrainConfig(Section):
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     # Op determinism: identical histories from identical configs (slower on GPU).
     deterministic: bool = False
+    # Keep the model of the best validation accuracy so far as RUN/best.keras.
+    keep_best: bool = True
+    # Off by default: every run trains its planned epochs.
+    early_stopping: EarlyStoppingConfig | None = None
 
 
 class ExperimentConfig(Section):

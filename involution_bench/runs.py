@@ -40,6 +40,7 @@ CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
+BEST_MODEL_FILE = "best.keras"
 CHECKPOINTS_DIR = "checkpoints"
 # Never written: "died" is what a "running" run whose process is gone reads as,
 # and "unreadable" a folder whose summary cannot be read.
@@ -148,6 +149,7 @@ class RunSummary(BaseModel):
     final_accuracy: float | None = None
     seconds_per_epoch: float | None = None
     images_per_second: float | None = None
+    stopped_early: dict[str, Any] | None = None  # {epoch, reason} when early stopping ended it
     # Provenance: see `environment_info`
     environment: dict[str, Any] = {}
 

@@ -107,7 +107,7 @@ class PreparedRun:
                 initial_epoch=self.first_epoch,
                 steps_per_epoch=self.pipelines.steps_per_epoch,
                 validation_data=self.pipelines.validation,
-                callbacks=[EpochRecorder(self.writer), *callbacks],
+                callbacks=[EpochRecorder(self.writer, self.config.train), *callbacks],
                 shuffle=False,  # the pipeline orders every epoch itself
                 verbose=0,
             )

@@ -59,6 +59,7 @@ def test_train_writes_a_complete_run_folder(trained):
         "loss.png",
         "accuracy.png",
         "model.keras",
+        "best.keras",
     }
     assert run_dir.name.endswith("-tiny")
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -1,0 +1,104 @@
+"""`train.keep_best` and `train.early_stopping`, and both across a resume."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from involution_bench.callbacks import epochs_without_improvement
+from involution_bench.cli import app
+from involution_bench.config import config_from_dict
+from involution_bench.data import DATA_DIR_ENV, load_cifar10, scaled
+from involution_bench.runs import load_run
+from involution_bench.training import prepare_resume, prepare_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def offline_data(monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("values", "min_delta", "stale"),
+    [
+        ([0.1, 0.2, 0.3], 0.0, 0),
+        ([0.3, 0.2, 0.3], 0.0, 2),  # equal to the best is no rise
+        ([0.3, 0.305, 0.31], 0.01, 2),  # rises smaller than min_delta do not count
+        ([0.3, 0.32, 0.2, 0.1], 0.01, 2),
+        ([], 0.0, 0),
+    ],
+)
+def test_epochs_without_improvement(values, min_delta, stale):
+    assert epochs_without_improvement(values, min_delta) == stale
+
+
+def test_best_keras_holds_the_model_of_the_best_epoch(cifar_dir, tmp_path):
+    config = config_from_dict(tiny_config(epochs=4, batch_size=8, deterministic=True))
+    run = prepare_run(config, tmp_path)
+    summary = run.fit()
+    best = keras.saving.load_model(run.run_dir / "best.keras", safe_mode=True)
+    data = load_cifar10(cifar_dir)
+    # Validation is the test split: the best model scores exactly the best accuracy there.
+    predictions = best.predict(scaled(data.x_test), verbose=0).argmax(axis=-1)
+    assert np.mean(predictions == data.y_test) == pytest.approx(summary.best_val_accuracy)
+
+
+def test_keep_best_off_writes_no_best_model(tmp_path):
+    run = prepare_run(config_from_dict(tiny_config(epochs=1, keep_best=False)), tmp_path)
+    run.fit()
+    assert not (run.run_dir / "best.keras").exists()
+
+
+def stalling_config(epochs: int = 12) -> dict:
+    # A learning rate this small leaves the model (and its accuracy) where it starts.
+    return tiny_config(
+        epochs=epochs,
+        optimizer="sgd",
+        learning_rate=1e-12,
+        early_stopping={"patience": 2, "min_delta": 0.0},
+    )
+
+
+def test_early_stopping_ends_a_stalled_run_as_completed_saying_why(tmp_path):
+    run = prepare_run(config_from_dict(stalling_config()), tmp_path)
+    summary = run.fit()
+    assert summary.status == "completed"
+    assert summary.epochs_done == 3 and summary.epochs_planned == 12
+    assert summary.stopped_early["epoch"] == 3
+    assert "did not rise by more than 0.0 for 2 epochs" in summary.stopped_early["reason"]
+    assert (run.run_dir / "model.keras").is_file() and (run.run_dir / "best.keras").is_file()
+
+
+def test_early_stopping_and_the_best_model_survive_a_resume(tmp_path):
+    run = prepare_run(config_from_dict(stalling_config()), tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(callbacks=[InterruptAfter(2)])
+    assert load_run(run.run_dir).status == "interrupted"
+    best_before = (run.run_dir / "best.keras").stat().st_mtime_ns
+    resumed = prepare_resume(run.run_dir)
+    summary = resumed.fit()
+    # The two stale epochs count from the first run's history: it stops at 3, not 4.
+    assert summary.status == "completed" and summary.epochs_done == 3
+    assert summary.stopped_early["epoch"] == 3 and summary.best_epoch == 1
+    assert (run.run_dir / "best.keras").stat().st_mtime_ns == best_before  # still epoch 1's
+
+
+def test_early_stopping_is_checked_in_the_config(write_config):
+    path = write_config(tiny_config(early_stopping={"patience": 0}))
+    result = runner.invoke(app, ["config", str(path)])
+    assert result.exit_code == 2 and "train.early_stopping.patience" in result.stderr
