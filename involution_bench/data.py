@@ -93,7 +93,14 @@ def _load_keras() -> Cifar10:
     import_tensorflow()  # the download path alone needs Keras
     import keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as exc:  # Keras raises a bare Exception for a failed download
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            "CIFAR-10 download",
+            f"failed ({reason}); point {DATA_DIR_ENV} or data.dir at an offline copy",
+        ) from None
     return Cifar10(
         x_train,
         y_train.reshape(-1).astype(np.int32),

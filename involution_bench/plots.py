@@ -10,6 +10,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -181,6 +182,28 @@ def _mean(value) -> float | None:
     if value is None:
         return None
     return float(getattr(value, "mean", value))
+
+
+def confusion_figure(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str
+) -> Figure:
+    """Counts of true (rows) against predicted (columns) classes, each row's share as colour."""
+    counts = np.asarray(matrix)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(8.2, 7), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if shares[row, column] > 0.5 else "black"
+        axes.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
+    figure.colorbar(image, ax=axes, label="share of the true class", shrink=0.8)
+    return figure
 
 
 def kernel_figure(

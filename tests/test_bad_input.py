@@ -157,3 +157,20 @@ def test_a_baseline_that_names_no_row(tmp_path):
         app, ["compare", str(run_dir), "--out", str(tmp_path / "o"), "--baseline", "cnn"]
     )
     assert_one_line_error(result, "--baseline", "no row or run is named 'cnn'", "rows: inv")
+
+
+def test_a_failed_download_is_one_line(write_config, tmp_path, monkeypatch):
+    import keras
+
+    from involution_bench.data import load_cifar10
+
+    def offline():
+        raise Exception("URL fetch failure on https://example.invalid/cifar: no network")
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    load_cifar10.cache_clear()
+    result = train_tiny(write_config, tmp_path)
+    load_cifar10.cache_clear()
+    assert_one_line_error(result, "CIFAR-10 download", "URL fetch failure", DATA_DIR_ENV)
+    assert not list((tmp_path / "runs").iterdir())

@@ -237,3 +237,43 @@ def data(
     if grid:
         captions = [CLASS_NAMES[label] for label in dataset.y_train[:25]]
         typer.echo(str(save_figure(image_grid_figure(dataset.x_train[:25], captions), grid)))
+
+
+class Checkpoint(str, Enum):
+    best = "best"
+    last = "last"
+
+
+@app.command("eval")
+@friendly_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    checkpoint: Annotated[
+        Checkpoint,
+        typer.Option("--checkpoint", help="best.keras (best val accuracy) or model.keras (last)."),
+    ] = Checkpoint.best,
+) -> None:
+    """Evaluate a run's saved model on the test set: accuracy, loss, per class, speed."""
+    loaded = load_finished_epochs(run)
+    load_tensorflow()
+    from involution_bench.data import CLASS_NAMES
+    from involution_bench.evaluate import eval_path, evaluate_run
+    from involution_bench.plots import confusion_figure, save_figure
+    from involution_bench.runs import write_json
+
+    result = evaluate_run(loaded, checkpoint.value)
+    table = Table("class", "accuracy", title=f"{loaded.name}: {result.model_file}")
+    for name, accuracy in result.per_class_accuracy.items():
+        table.add_row(name, f"{accuracy:.4f}")
+    table.add_row("all", f"{result.accuracy:.4f}", end_section=True)
+    console = make_console()
+    console.print(table)
+    console.print(
+        f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f} on {result.images:,} test "
+        f"images; {result.images_per_second:,.0f} images/s"
+    )
+    write_json(eval_path(run), result.to_dict())
+    title = f"{loaded.name} ({checkpoint.value}): accuracy {result.accuracy:.4f}"
+    figure = confusion_figure(result.confusion_matrix, CLASS_NAMES, title)
+    written = save_figure(figure, run / "confusion.png")
+    typer.echo(f"wrote {eval_path(run)}, {written}", err=True)
