@@ -8,14 +8,16 @@ loss stops being finite.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 
-from involution_bench.config import TrainConfig
-from involution_bench.runs import BEST_MODEL_FILE, RunWriter, checkpoint_path
+from involution_bench.config import TrainConfig, flatten_config
+from involution_bench.runs import BEST_MODEL_FILE, RunSummary, RunWriter, checkpoint_path
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -104,6 +106,33 @@ def tensorboard_callback(run_dir: Path) -> keras.callbacks.TensorBoard:
     return keras.callbacks.TensorBoard(
         log_dir=str(run_dir / TENSORBOARD_DIR), update_freq="epoch", profile_batch=0
     )
+
+
+# The results a run's HParams entry reports, from its summary.
+HPARAM_METRICS = ("best_val_accuracy", "final_val_accuracy", "final_val_loss", "seconds_per_epoch")
+
+
+def log_hparams(run_dir: Path, config: dict[str, Any], summary: RunSummary) -> None:
+    """The run's config keys and final metrics for TensorBoard's HParams dashboard.
+
+    Every config key becomes a hyperparameter (dotted, as `--set` names it),
+    so the runs of a sweep line up in its parallel-coordinates view.
+    """
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    values = {
+        key: value if isinstance(value, bool | int | float | str) else json.dumps(value)
+        for key, value in flatten_config(config).items()
+    }
+    writer = tf.summary.create_file_writer(str(run_dir / TENSORBOARD_DIR))
+    with writer.as_default():
+        hparams_api.hparams(values, trial_id=run_dir.name)
+        for metric in HPARAM_METRICS:
+            value = getattr(summary, metric)
+            if value is not None:
+                tf.summary.scalar(f"hparams/{metric}", value, step=summary.epochs_done)
+    writer.close()
 
 
 def save_model(model: keras.Model, path: Path) -> None:

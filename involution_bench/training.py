@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from involution_bench.callbacks import (
     EpochRecorder,
+    log_hparams,
     save_model,
     tensorboard_callback,
 )
@@ -126,6 +127,8 @@ class PreparedRun:
         if self.writer.epochs_done:
             plot_run(load_run(self.run_dir))
         self.writer.mark(status, error)
+        if self.config.train.tensorboard:
+            log_hparams(self.run_dir, config_to_dict(self.config), self.writer.summary)
 
 
 @dataclass

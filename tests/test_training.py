@@ -10,6 +10,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import tiny_config
 
 from involution_bench.config import config_from_dict
@@ -175,6 +176,23 @@ def test_tensorboard_logs_go_into_the_run_folder(tmp_path, monkeypatch, cifar_di
     result = train(config_from_dict(tiny_config(epochs=1, tensorboard=True)), tmp_path)
     for split in ("train", "validation"):
         assert list((result.run_dir / "tensorboard" / split).glob("events.out.tfevents.*"))
+    # The HParams dashboard: the run's config keys and its final metrics.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    hparams, metrics = {}, {}
+    for events in (result.run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data
+                if plugin.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
+                    hparams.update(data.session_start_info.hparams)
+                elif value.tag.startswith("hparams/"):
+                    metrics[value.tag] = float(tf.make_ndarray(value.tensor))
+    assert hparams["train.learning_rate"].number_value == pytest.approx(0.001)
+    assert hparams["name"].string_value == "tiny"
+    assert "model.layers.0.involution.kernel_size" in hparams
+    assert metrics["hparams/best_val_accuracy"] == pytest.approx(result.summary.best_val_accuracy)
     quiet = train(config_from_dict(tiny_config(epochs=1)), tmp_path)
     assert not (quiet.run_dir / "tensorboard").exists()
 
