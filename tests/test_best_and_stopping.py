@@ -102,3 +102,27 @@ def test_early_stopping_is_checked_in_the_config(write_config):
     path = write_config(tiny_config(early_stopping={"patience": 0}))
     result = runner.invoke(app, ["config", str(path)])
     assert result.exit_code == 2 and "train.early_stopping.patience" in result.stderr
+
+
+def test_through_the_cli_a_resumed_run_keeps_counting_stalled_epochs(write_config, tmp_path):
+    import signal
+
+    from conftest import start_training, wait_for_epochs
+
+    config = stalling_config(epochs=12)
+    config["train"]["early_stopping"]["patience"] = 3
+    config["train"]["batch_size"] = 8  # 10 steps an epoch: the signal lands well before epoch 4
+    process = start_training(write_config(config), tmp_path / "runs")
+    run_dir = wait_for_epochs(tmp_path / "runs", 1, process)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    stopped = load_run(run_dir)
+    assert stopped.status == "interrupted" and 1 <= stopped.epochs_done < 4
+    assert (run_dir / "best.keras").is_file()
+
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = load_run(run_dir).summary
+    # Epoch 1 is the best; three stalled epochs after it end the run at 4, however it was cut.
+    assert summary.status == "completed" and summary.epochs_done == 4
+    assert summary.stopped_early["epoch"] == 4 and summary.best_epoch == 1

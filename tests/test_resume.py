@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import yaml
-from conftest import tiny_config
+from conftest import start_training, tiny_config, wait_for_epochs
 from typer.testing import CliRunner
 
 from involution_bench.cli import app
@@ -31,34 +30,6 @@ def offline_data(monkeypatch, cifar_dir):
 def deterministic_config(epochs: int) -> dict:
     # Batches of 8: 10 steps an epoch, so a signal can land inside one.
     return tiny_config(epochs=epochs, batch_size=8, deterministic=True)
-
-
-def start_training(config_path, runs_dir) -> subprocess.Popen:
-    """`invbench train` in a real child process, as a user would run it."""
-    command = "from involution_bench.cli import app; app()"
-    arguments = ["train", "-q", "-c", str(config_path), "--runs-dir", str(runs_dir)]
-    return subprocess.Popen(
-        [sys.executable, "-c", command, *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-
-
-def wait_for_epochs(runs_dir, count: int, process: subprocess.Popen, timeout: float = 120):
-    """The run folder, once its history holds `count` epochs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        for history in runs_dir.glob("*/history.json"):
-            try:
-                if len(json.loads(history.read_text())["val_accuracy"]) >= count:
-                    return history.parent
-            except (json.JSONDecodeError, KeyError):
-                pass  # never torn (atomic writes), but it may not exist yet
-        time.sleep(0.05)
-    raise AssertionError("training did not get that far")
 
 
 def run_history(run_dir) -> dict:
