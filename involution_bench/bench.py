@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from involution_bench.config import ExperimentConfig
+from involution_bench.flops import layer_costs, total_macs
 from involution_bench.models import build_model, involution_layers, resolve_jit_compile
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.involution_layer import Involution
@@ -200,6 +201,9 @@ def bench_op(shapes: Sequence[OpShape], repeats: int = 10, warmup: int = 3) -> l
     return timings
 
 
+TRAINING_MAC_FACTOR = 3  # forward, input gradient, weight gradient
+
+
 @dataclass(frozen=True)
 class ModelTiming:
     config: str
@@ -209,6 +213,10 @@ class ModelTiming:
     train_images_per_second: float
     inference_images_per_second: float
     speedup: float  # the baseline's step time over this one's
+    macs_per_image: int  # forward multiply-adds (as `invbench info` counts them)
+    # Training multiply-adds per second: forward plus the two backward passes
+    # (input and weight gradients), about 3x the forward count, per image.
+    train_gmacs_per_second: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -245,6 +253,7 @@ def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> l
     labels = rng.integers(0, 10, batch).astype(np.int32)
     results = []
     for variant, model, jit in model_variants(config):
+        macs = total_macs(layer_costs(model))
         # jit None: Keras' own default ("auto"), the baseline for plain models.
         model.compile(
             optimizer="adam",
@@ -262,12 +271,32 @@ def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> l
                 train_images_per_second=batch / step,
                 inference_images_per_second=batch / infer,
                 speedup=0.0,
+                macs_per_image=macs,
+                train_gmacs_per_second=TRAINING_MAC_FACTOR * macs * batch / step / 1e9,
             )
         )
     baseline = results[0].step_milliseconds
     return [
         ModelTiming(**{**timing.to_dict(), "speedup": baseline / timing.step_milliseconds})
         for timing in results
+    ]
+
+
+def pair_ratios(timings: Sequence[ModelTiming]) -> list[tuple[str, str, float, float]]:
+    """(config, first config, step-time ratio, MAC ratio) of each config's invbench
+    variant against the first config's: does time follow the multiply-adds?"""
+    ours = [timing for timing in timings if timing.variant == "invbench"]
+    if len(ours) < 2:
+        return []
+    first = ours[0]
+    return [
+        (
+            timing.config,
+            first.config,
+            timing.step_milliseconds / first.step_milliseconds,
+            timing.macs_per_image / first.macs_per_image,
+        )
+        for timing in ours[1:]
     ]
 
 

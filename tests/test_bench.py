@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from involution_bench import bench
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
+from involution_bench.flops import layer_costs, total_macs
+from involution_bench.models import build_model
 
 runner = CliRunner()
 TINY = bench.OpShape("tiny", batch=2, size=9, channels=8, kernel_size=3, groups=2, stride=2)
@@ -74,10 +76,17 @@ def test_model_table_compares_against_the_right_baseline(layers, variants):
     raw = tiny_config()
     if layers:
         raw["model"]["layers"] = layers
-    timings = bench.bench_model(config_from_dict(raw), steps=2, warmup=1)
+    config = config_from_dict(raw)
+    timings = bench.bench_model(config, steps=2, warmup=1)
     assert [timing.variant for timing in timings] == variants
     assert timings[0].speedup == 1.0
     assert all(timing.train_images_per_second > 0 for timing in timings)
+    # Both variants compute the same thing: the same multiply-adds as `info` counts.
+    macs = total_macs(layer_costs(build_model(config.layers, config.model.input_shape)))
+    for timing in timings:
+        assert timing.macs_per_image == macs
+        expected = 3 * macs * config.train.batch_size / (timing.step_milliseconds / 1e3) / 1e9
+        assert timing.train_gmacs_per_second == pytest.approx(expected)
 
 
 def test_cli_bench_op_json_and_unknown_shape(monkeypatch):
@@ -91,8 +100,28 @@ def test_cli_bench_op_json_and_unknown_shape(monkeypatch):
     assert "--shape: unknown shape 'huge' (known: tiny)" in bad.stderr
 
 
-def test_cli_bench_model_table(write_config):
+def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
     path = write_config(yaml.safe_load(yaml.safe_dump(tiny_config())))
-    result = runner.invoke(app, ["bench", "model", "-c", str(path), "--repeats", "2"])
+    conv = tiny_config("conv")
+    conv["model"]["layers"][0] = {"conv2d": {"filters": 3, "kernel_size": 3, "padding": "same"}}
+    other = write_config(conv, name="conv.yaml")
+    arguments = ["bench", "model", "-c", str(path), "-c", str(other), "--repeats", "2"]
+    result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert "article formulation" in result.stdout and "invbench" in result.stdout
+    assert "MACs/image" in result.stdout and "train GMAC/s" in result.stdout
+    assert "conv against tiny: " in result.stdout and "x the multiply-adds" in result.stdout
+
+
+def test_pair_ratios_put_step_time_beside_multiply_adds():
+    def timing(config, variant, milliseconds, macs):
+        return bench.ModelTiming(config, variant, False, milliseconds, 1, 1, 1, macs, 1)
+
+    timings = [
+        timing("resnet", "keras defaults", 80, 4_000_000),
+        timing("resnet", "invbench", 100, 4_000_000),
+        timing("rednet", "article formulation", 400, 2_400_000),
+        timing("rednet", "invbench", 120, 2_400_000),
+    ]
+    assert bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6)]
+    assert bench.pair_ratios(timings[:2]) == []

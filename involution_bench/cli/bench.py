@@ -105,6 +105,8 @@ def bench_model(
         "speedup",
         "train img/s",
         "infer img/s",
+        "MACs/image",
+        "train GMAC/s",
         caption=machine_caption(),
     )
     for timing in timings:
@@ -116,8 +118,16 @@ def bench_model(
             f"{timing.speedup:.2f}",
             f"{timing.train_images_per_second:,.0f}",
             f"{timing.inference_images_per_second:,.0f}",
+            f"{timing.macs_per_image:,}",
+            f"{timing.train_gmacs_per_second:.1f}",
         )
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    for config_name, first, time_ratio, macs_ratio in bench.pair_ratios(timings):
+        console.print(
+            f"{config_name} against {first}: {time_ratio:.2f}x the step time "
+            f"for {macs_ratio:.2f}x the multiply-adds"
+        )
 
 
 @bench_app.command("cli")
