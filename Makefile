@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce rednet compare bench smoke clean
+.PHONY: install test lint format data train-conv train-inv reproduce rednet kernel-size compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,16 @@ SEEDS ?= 1
 rednet: $(INSTALLED)
 	$(INVBENCH) train --config configs/rednet.yaml --config configs/resnet.yaml --repeat $(SEEDS) --runs-dir $(PAIR_DIR)
 	$(MAKE) compare RUNS=$(PAIR_DIR) COMPARE_DIR=$(PAIR_DIR)/compare
+
+# RedNet's involution kernel size 3, 5 and 7 (every involution at once), $(SEEDS)
+# seeds, $(EPOCHS) epochs each, then compared against K=7 with tradeoff.png.
+# Run it again to resume an interrupted sweep.
+SWEEP_DIR ?= runs/kernel-size
+EPOCHS ?= 5
+KERNEL_SIZES ?= 3,5,7
+kernel-size: $(INSTALLED)
+	$(INVBENCH) sweep -c configs/rednet.yaml --grid 'model.layers.*.residual.layers.*.involution.kernel_size=$(KERNEL_SIZES)' --repeat $(SEEDS) --set train.epochs=$(EPOCHS) --runs-dir $(SWEEP_DIR) --quiet
+	$(INVBENCH) compare $(SWEEP_DIR)/sweep-*-rednet --baseline kernel_size=7 --out $(SWEEP_DIR)/compare
 
 # Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
 RUNS ?= runs
