@@ -200,8 +200,7 @@ def sweep_folder(plan: SweepPlan, root: Path, command: list[str] | None = None) 
     with open(root / f".sweep-{plan.identity}.lock", "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
-            recorded = yaml.safe_load(existing.read_text(encoding="utf-8")) or {}
-            if recorded.get("identity") == plan.identity:
+            if _read_record(existing).get("identity") == plan.identity:
                 return existing.parent
         folder = root / f"sweep-{timestamp()}-{plan.name}"
         suffix = 1
@@ -257,16 +256,22 @@ def member_state(folder: Path, member: Member) -> tuple[str, Path | None]:
 
 
 def swept_keys(folder: Path) -> list[str]:
-    """The grid's keys of a sweep folder (none for any other folder)."""
-    path = folder / SWEEP_FILE
-    if not path.is_file():
-        return []
+    """The grid keys of the sweep folder `folder` is, or holds one level down."""
+    records = [folder / SWEEP_FILE, *sorted(folder.glob(f"*/{SWEEP_FILE}"))]
+    keys: dict[str, None] = {}
+    for path in records:
+        grid = _read_record(path).get("grid")
+        keys.update(dict.fromkeys(grid if isinstance(grid, dict) else ()))
+    return list(keys)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A `sweep.yaml` as a mapping; empty where it is missing or damaged."""
     try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    grid = record.get("grid") if isinstance(record, dict) else None
-    return list(grid) if isinstance(grid, dict) else []
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _short(value: Any) -> str:

@@ -176,3 +176,17 @@ def test_a_bad_grid_is_one_line_and_leaves_no_sweep_folder(write_config, tmp_pat
     result = runner.invoke(app, [*arguments, "--runs-dir", str(tmp_path / "runs")])
     assert_one_line_error(result, "--grid", "train.epcohs", "did you mean 'epochs'")
     assert not (tmp_path / "runs").exists()
+
+
+def test_swept_keys_come_from_the_folder_or_the_sweeps_below_it(tmp_path):
+    from involution_bench.sweep import swept_keys
+
+    sweep = tmp_path / "sweep-20261129-000000-tiny"
+    sweep.mkdir()
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"grid": {"train.epochs": [1, 2]}}))
+    damaged = tmp_path / "sweep-20261129-000001-tiny"
+    damaged.mkdir()
+    (damaged / "sweep.yaml").write_text("grid: [unclosed")
+    assert swept_keys(sweep) == ["train.epochs"]
+    assert swept_keys(tmp_path) == ["train.epochs"]  # the damaged record is skipped
+    assert swept_keys(tmp_path / "nothing") == []
