@@ -23,6 +23,11 @@ SHAPES = [
     (2, 7, 7, 3, 3, 2, 1),
     (3, 8, 5, 6, 3, 2, 3),
     (1, 1, 1, 2, 3, 1, 1),
+    # RedNet's 16 channels per group, wider than one block of output columns
+    # (16), with stride 1 and 2; stride 3 with K=5.
+    (1, 5, 19, 32, 7, 1, 2),
+    (2, 8, 35, 32, 3, 2, 2),
+    (1, 6, 5, 6, 5, 3, 2),
 ]
 
 

@@ -88,6 +88,10 @@ def tuned_flags(compiler: str) -> tuple[str, ...]:
     """-march=native, less the extensions the headers cannot take (when the compiler knows them)."""
     flags = ["-march=native"]
     present = cpu_flags()
+    if "avx512f" in present and _compiler_accepts(compiler, "-mprefer-vector-width=512"):
+        # GCC's tuning for recent Xeons picks 256-bit vectors; the kernels' loops
+        # are sized for whole 512-bit registers (16 floats).
+        flags.append("-mprefer-vector-width=512")
     for cpu_flag, switch in HEADER_INCOMPATIBLE.items():
         if cpu_flag in present and _compiler_accepts(compiler, switch):
             flags.append(switch)
