@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from involution_bench.compare import Row, mean_curves, row_labels
 from involution_bench.runs import Run, write_atomic
@@ -88,7 +88,10 @@ def comparison_figure(
             axes.set_xticks([1])
         axes.grid(True, alpha=0.3)
     handles, texts = panels[0].get_legend_handles_labels()
-    figure.legend(handles, texts, loc="outside lower center", ncols=min(4, len(texts)))
+    # As many columns as fit across the figure (about 170 characters of legend).
+    widest = max((len(text) for text in texts), default=1)
+    columns = max(1, min(4, len(texts), LEGEND_CHARACTERS // (widest + 6)))
+    figure.legend(handles, texts, loc="outside lower center", ncols=columns)
     return figure
 
 
@@ -113,6 +116,8 @@ def plot_comparison(rows: Sequence[Row], path: Path) -> Path:
     return save_figure(comparison_figure(row_labels(rows), curves), path)
 
 
+LEGEND_CHARACTERS = 170  # the comparison figure's width, in legend characters
+
 # (summary field, axis label, log scale) of each trade-off panel's cost axis
 TRADEOFF_PANELS = (
     ("macs_per_image", "multiply-adds per image", True),
@@ -132,7 +137,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 def tradeoff_figure(rows: Sequence[Row]) -> Figure:
     """Best validation accuracy (mean, 95% interval as error bars) against each cost,
-    with the Pareto front drawn and every point labelled."""
+    with the Pareto front drawn and every point labelled. Costs that span more
+    than a decade get a log axis."""
     labels = row_labels(rows, with_group_size=False)
     figure = Figure(figsize=(16, 5.4), layout="constrained")
     panels = figure.subplots(1, len(TRADEOFF_PANELS), sharey=True)
@@ -164,8 +170,11 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
                 zorder=2,
             )
             axes.legend(loc="lower right", fontsize=8)
-        if log_scale:
+        # A log axis only pays across a decade; within one its labels crowd together.
+        costs = [cost for cost, _ in points]
+        if log_scale and costs and max(costs) > 10 * min(costs):
             axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(EngFormatter(sep=" "))
         axes.set_xlabel(axis_label)
         axes.grid(True, alpha=0.3, which="both")
         axes.margins(x=0.15, y=0.12)

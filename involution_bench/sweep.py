@@ -13,8 +13,10 @@ TensorFlow:
   trains into its own folder, `m<index>-<slug>/`, so parallel shards never
   write the same file;
 - re-running the same sweep finds its folder again by the sweep's identity
-  (a hash of the config file's resolved members), then skips completed
-  members and resumes interrupted ones;
+  (a hash of what the command was given: the config file's contents, the
+  overrides, the grid and the repeats; not of the resolved configs, which
+  gain keys when invbench does), then skips completed members and resumes
+  interrupted ones;
 - `--shard I/N` takes the members whose index is I-1 modulo N: fixed,
   disjoint slices for the jobs of a scheduler (a SLURM array, several
   machines sharing a file system).
@@ -63,6 +65,8 @@ class SweepPlan:
     grid: dict[str, list[Any]]
     repeat: int
     members: list[Member]
+    overrides: tuple[str, ...] = ()
+    config_text: str = ""  # the config file as it was read
 
     @property
     def name(self) -> str:
@@ -70,9 +74,16 @@ class SweepPlan:
 
     @property
     def identity(self) -> str:
-        """Equal for the same resolved members, whatever the order of flags or the folder."""
-        resolved = [config_to_dict(member.config) for member in self.members]
-        return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
+        """Equal for the same command inputs, whatever the folder; stable across
+        invbench versions that add config keys (a resume must find its sweep)."""
+        inputs = {
+            "config": yaml.safe_load(self.config_text),
+            "overrides": sorted(self.overrides),
+            "grid": self.grid,
+            "repeat": self.repeat,
+        }
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
 
 
 def parse_grid(text: str) -> tuple[str, list[Any]]:
@@ -116,7 +127,8 @@ def plan_sweep(
             ]
             settings = [*overrides, *swept, f"seed={base.seed + repetition}"]
             members.append(Member(len(members), values, _member_config(config_path, settings)))
-    return SweepPlan(Path(config_path), grid, repeat, members)
+    text = Path(config_path).read_text(encoding="utf-8")  # load_config has checked it reads
+    return SweepPlan(Path(config_path), grid, repeat, members, tuple(overrides), text)
 
 
 def config_values(config: Any, key: str) -> list[Any]:
@@ -217,6 +229,7 @@ def sweep_record(plan: SweepPlan, command: list[str]) -> str:
         "identity": plan.identity,
         "command": command,
         "config": str(plan.config_path),
+        "overrides": list(plan.overrides),
         "grid": plan.grid,
         "repeat": plan.repeat,
         "members": [

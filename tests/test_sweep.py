@@ -190,3 +190,21 @@ def test_swept_keys_come_from_the_folder_or_the_sweeps_below_it(tmp_path):
     assert swept_keys(sweep) == ["train.epochs"]
     assert swept_keys(tmp_path) == ["train.epochs"]  # the damaged record is skipped
     assert swept_keys(tmp_path / "nothing") == []
+
+
+def test_a_sweeps_identity_follows_its_inputs_not_the_schema(write_config, monkeypatch):
+    """A newer invbench adds config keys; re-running the sweep must still find its folder."""
+    from involution_bench import sweep
+
+    path = write_config(tiny_config())
+    grid = ["train.batch_size=16,32"]
+    before = plan_sweep(path, grid).identity
+    original = sweep.config_to_dict
+    monkeypatch.setattr(
+        sweep, "config_to_dict", lambda config: {**original(config), "added_later": 1}
+    )
+    assert plan_sweep(path, grid).identity == before
+    assert plan_sweep(path, grid, repeat=2).identity != before
+    assert plan_sweep(path, grid, overrides=("train.epochs=3",)).identity != before
+    path.write_text(path.read_text().replace("seed: 7", "seed: 8"))
+    assert plan_sweep(path, grid).identity != before
