@@ -10,17 +10,23 @@ names the file, the key and what is wrong.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from involution_bench.errors import ConfigError
 from involution_bench.layer_kinds import LAYER_KINDS, Shape, ShapeProblem
-from involution_bench.schema import Float, PositiveFloat, PositiveInt, Section
+from involution_bench.schema import (
+    Float,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    config_error,
+    did_you_mean,
+)
 
 # What the data can feed: CIFAR-10's images and classes (data.py checks every
 # file it reads against these), so configs are checked before anything runs.
@@ -177,7 +183,7 @@ def _validate(raw: Any, source: str) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _config_error(exc, source, ExperimentConfig) from None
+        raise config_error(exc, source, ExperimentConfig) from None
     layers = _normalize_layers(config.model.layers, source)
     config = config.model_copy(update={"model": config.model.model_copy(update={"layers": layers})})
     _check_shapes(config, source)
@@ -228,14 +234,16 @@ def _normalize_layers(
             normalized.append({RESIDUAL: _normalize_residual(args, source, f"{key}.{RESIDUAL}")})
             continue
         if kind not in LAYER_KINDS:
-            raise ConfigError(source, key, f"unknown layer kind {kind!r}{_hint(kind, LAYER_KINDS)}")
+            raise ConfigError(
+                source, key, f"unknown layer kind {kind!r}{did_you_mean(kind, LAYER_KINDS)}"
+            )
         if not isinstance(args, Mapping):
             raise ConfigError(source, f"{key}.{kind}", "arguments must be a mapping")
         schema = LAYER_KINDS[kind].arguments
         try:
             parsed = schema.model_validate(args)
         except ValidationError as exc:
-            raise _config_error(exc, source, schema, prefix=(f"{key}.{kind}",)) from None
+            raise config_error(exc, source, schema, prefix=(f"{key}.{kind}",)) from None
         normalized.append({kind: parsed.model_dump(mode="json")})
     return normalized
 
@@ -246,7 +254,9 @@ def _normalize_residual(args: Any, source: str, key: str) -> dict[str, Any]:
         raise ConfigError(source, key, "needs a mapping with layers (and an optional shortcut)")
     for name in args:
         if name not in RESIDUAL_KEYS:
-            raise ConfigError(source, f"{key}.{name}", f"unknown key{_hint(name, RESIDUAL_KEYS)}")
+            raise ConfigError(
+                source, f"{key}.{name}", f"unknown key{did_you_mean(name, RESIDUAL_KEYS)}"
+            )
     inner, shortcut = args.get("layers"), args.get("shortcut")
     if not isinstance(inner, list) or not inner:
         raise ConfigError(source, f"{key}.layers", "must be a non-empty list of layers")
@@ -335,50 +345,10 @@ def _apply_override(resolved: dict[str, Any], override: str) -> None:
             part = int(part)
         elif isinstance(node, dict):
             if part not in node:
-                raise ConfigError("--set", here, f"no such key{_hint(part, node)}")
+                raise ConfigError("--set", here, f"no such key{did_you_mean(part, node)}")
         else:
             raise ConfigError("--set", here, "goes below a value that has no keys")
         if last:
             node[part] = value
         else:
             node = node[part]
-
-
-def _config_error(
-    exc: ValidationError, source: str, schema: type[BaseModel], prefix: tuple = ()
-) -> ConfigError:
-    error = exc.errors()[0]
-    loc = prefix + tuple(error["loc"])
-    key = _format_key(loc)
-    if error["type"] == "extra_forbidden":
-        allowed = _fields_at(schema, tuple(error["loc"][:-1]))
-        return ConfigError(source, key, f"unknown key{_hint(str(loc[-1]), allowed)}")
-    message = error["msg"][0].lower() + error["msg"][1:]
-    if error["type"] == "missing":
-        return ConfigError(source, key, "is required")
-    return ConfigError(source, key, f"{message}, got {error['input']!r}")
-
-
-def _fields_at(schema: type[BaseModel], loc: tuple) -> list[str]:
-    for part in loc:
-        field = schema.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        schema = annotation
-    return list(schema.model_fields)
-
-
-def _format_key(loc: tuple) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        else:
-            key += f".{part}" if key else str(part)
-    return key
-
-
-def _hint(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""

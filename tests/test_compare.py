@@ -15,17 +15,13 @@ from conftest import make_run
 from involution_bench.compare import (
     Stat,
     comparison,
-    headers,
     listing_cells,
     mean_curves,
     row_labels,
-    table_cells,
-    to_csv,
-    to_json,
-    to_markdown,
 )
 from involution_bench.errors import InvbenchError
 from involution_bench.runs import load_run
+from involution_bench.tables import headers, table_cells, to_csv, to_json, to_markdown
 
 
 def cells_by_header(cells: list[str]) -> dict[str, str]:

@@ -110,8 +110,11 @@ def compare(
 ) -> None:
     """Show runs side by side: cost, accuracy and speed, with intervals over seeds and an
     overlaid figure."""
-    from involution_bench.compare import (
-        comparison,
+    from involution_bench.compare import comparison
+    from involution_bench.plots import plot_comparison, plot_tradeoff
+    from involution_bench.runs import create_unique_dir, ensure_root, timestamp
+    from involution_bench.sweep import swept_keys
+    from involution_bench.tables import (
         headers,
         table_cells,
         to_csv,
@@ -119,9 +122,6 @@ def compare(
         to_markdown,
         write_tables,
     )
-    from involution_bench.plots import plot_comparison, plot_tradeoff
-    from involution_bench.runs import create_unique_dir, ensure_root, timestamp
-    from involution_bench.sweep import swept_keys
 
     # A sweep folder's grid keys become columns of their own.
     swept = list(dict.fromkeys(key for path in runs for key in swept_keys(path)))
