@@ -243,8 +243,12 @@ def read_run(path: Path) -> Run:
     except RunError as exc:
         if not is_run_dir(path):
             raise
+        # The reason names the damaged file within the folder, not the folder again.
+        where = Path(exc.where)
+        inside = where != path and where.is_relative_to(path)
+        problem = f"{where.relative_to(path)}: {exc.problem}" if inside else exc.problem
         summary = RunSummary(name=path.name, status="unreadable")
-        return Run(path, summary, {}, _read_config(path / CONFIG_FILE), problem=str(exc))
+        return Run(path, summary, {}, _read_config(path / CONFIG_FILE), problem=problem)
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:

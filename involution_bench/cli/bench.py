@@ -50,8 +50,7 @@ def bench_op(
     chosen = [bench.OP_SHAPES[name] for name in shapes or bench.OP_SHAPES]
     timings = bench.bench_op(chosen, repeats=repeats)
     if as_json:
-        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
-        typer.echo(json.dumps(rows, indent=2))
+        echo_json(timings)
         return
     table = Table(
         "shape",
@@ -94,8 +93,7 @@ def bench_model(
         timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
     ]
     if as_json:
-        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
-        typer.echo(json.dumps(rows, indent=2))
+        echo_json(timings)
         return
     table = Table(
         "config",
@@ -138,8 +136,7 @@ def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
 
     timings = bench_startup(repeats=repeats)
     if as_json:
-        rows = [{**timing.to_dict(), "machine": cpu_description()} for timing in timings]
-        typer.echo(json.dumps(rows, indent=2))
+        echo_json(timings)
         return
     table = Table("command", "median s", "min s", "max s", "repeats", caption=machine_caption())
     for timing in timings:
@@ -151,6 +148,14 @@ def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
             str(timing.repeats),
         )
     make_console().print(table)
+
+
+def echo_json(timings) -> None:
+    """Timings as JSON rows, each naming the machine (figures mean little without it)."""
+    machine = cpu_description()
+    typer.echo(
+        json.dumps([{**timing.to_dict(), "machine": machine} for timing in timings], indent=2)
+    )
 
 
 def machine_caption() -> str:

@@ -138,8 +138,8 @@ def failed_marker(library: Path) -> Path:
     return library.with_suffix(".failed")
 
 
-def build_library() -> Path:
-    """The cached shared library, compiled first if it is not there yet.
+def build_library() -> tuple[Path, Build]:
+    """The cached shared library, compiled first if it is not there yet, and its build.
 
     Tries each of `builds()` in turn, skipping those that failed before with
     the same inputs, and says in one line when it falls back to the next.
@@ -152,13 +152,13 @@ def build_library() -> Path:
     for index, build in enumerate(attempts):
         target = library_path(compiler, build)
         if target.is_file():
-            return target
+            return target, build
         marker = failed_marker(target)
         if marker.is_file():
             problems.append(f"the {build.name} build failed before (delete {marker} to retry)")
             continue
         try:
-            return _compile(compiler, build, target)
+            return _compile(compiler, build, target), build
         except NativeBuildError as exc:
             problems.append(str(exc))
             if index + 1 < len(attempts):
@@ -210,7 +210,7 @@ def native_ops():
         _fall_back(f"disabled by {NATIVE_ENV}=0")
         return None
     try:
-        path = build_library()
+        path, build = build_library()
         library = tf.load_op_library(str(path))
     except NativeBuildError as exc:
         _fall_back(str(exc))
@@ -219,7 +219,7 @@ def native_ops():
         _fall_back(f"the built library does not load ({exc})")
         return None
     _register_gradient(library)
-    library.invbench_build = path.name.split("-")[2]  # "tuned" or "portable", for the records
+    library.invbench_build = build.name  # "tuned" or "portable", for the records
     return library
 
 
