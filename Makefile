@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce rednet kernel-size compare bench smoke clean
+.PHONY: install test lint format data train-conv train-inv reproduce rednet kernel-size study compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,24 @@ KERNEL_SIZES ?= 3,5,7
 kernel-size: $(INSTALLED)
 	$(INVBENCH) sweep -c configs/rednet.yaml --grid 'model.layers.*.residual.layers.*.involution.kernel_size=$(KERNEL_SIZES)' --repeat $(SEEDS) --set train.epochs=$(EPOCHS) --runs-dir $(SWEEP_DIR) --quiet
 	$(INVBENCH) compare $(SWEEP_DIR)/sweep-*-rednet --baseline kernel_size=7 --out $(SWEEP_DIR)/compare
+
+# Which operator? Convolution, involution and local self-attention at equal
+# multiply-adds (configs/equal-macs), $(STUDY_SEEDS) seeds and $(STUDY_EPOCHS)
+# epochs each, then compared against the convolution (the ResNet), with
+# tradeoff.png and the kernel and attention maps of each model's first seed.
+# Run it again to resume an interrupted study.
+STUDY_DIR ?= runs/equal-macs
+STUDY_SEEDS ?= 3
+STUDY_EPOCHS ?= 8
+STUDY_OPERATORS ?= attention involution conv
+study: $(INSTALLED)
+	for operator in $(STUDY_OPERATORS); do \
+	  $(INVBENCH) sweep -c configs/equal-macs/$$operator.yaml --repeat $(STUDY_SEEDS) --set train.epochs=$(STUDY_EPOCHS) --runs-dir $(STUDY_DIR) --quiet || exit 1; \
+	done
+	$(INVBENCH) compare $(STUDY_DIR)/sweep-* --baseline equal-conv --out $(STUDY_DIR)/compare
+	for operator in involution attention; do \
+	  $(INVBENCH) kernels "$$(ls -d $(STUDY_DIR)/sweep-*-equal-$$operator/m00-*/*/ | head -n 1)" --images 6 --out $(STUDY_DIR)/compare/maps-$$operator.png || exit 1; \
+	done
 
 # Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
 RUNS ?= runs

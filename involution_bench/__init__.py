@@ -1,4 +1,4 @@
-"""invbench: train and compare convolution and involution classifiers on CIFAR-10.
+"""invbench: train and compare convolution, involution and local self-attention on CIFAR-10.
 
 Importing the package is cheap: it does not import TensorFlow or Keras, so
 the command line answers at once. The public layer and loss are loaded on
@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _PUBLIC = {
     "Involution": "involution_bench.ops",
     "involution": "involution_bench.ops",
+    "LocalSelfAttention": "involution_bench.ops",
     "SmoothedSparseCrossentropy": "involution_bench.losses",
 }
 

@@ -52,6 +52,13 @@ class InvolutionArgs(Section):
     name: LayerName = None
 
 
+class LocalAttentionArgs(Section):
+    kernel_size: PositiveInt = 3
+    heads: PositiveInt = 1
+    stride: PositiveInt = 1
+    name: LayerName = None
+
+
 class PoolArgs(Section):
     pool_size: PositiveInt = 2
     strides: PositiveInt | None = None
@@ -129,15 +136,30 @@ def conv2d_shape(shape: Shape, args: dict[str, Any]) -> Shape:
     )
 
 
-def involution_shape(shape: Shape, args: dict[str, Any]) -> Shape:
+def odd_kernel_strided(shape: Shape, args: dict[str, Any]) -> Shape:
+    """An odd K x K window, same padding, stride args["stride"], channels kept."""
     if args["kernel_size"] % 2 == 0:
         raise ShapeProblem("must be odd", "kernel_size")
+    stride = args["stride"]
+    return Shape(math.ceil(shape.height / stride), math.ceil(shape.width / stride), shape.channels)
+
+
+def involution_shape(shape: Shape, args: dict[str, Any]) -> Shape:
     if shape.channels % args["groups"]:
         raise ShapeProblem(
             f"{args['groups']} does not divide the {shape.channels} input channels", "groups"
         )
-    stride = args["stride"]
-    return Shape(math.ceil(shape.height / stride), math.ceil(shape.width / stride), shape.channels)
+    return odd_kernel_strided(shape, args)
+
+
+def local_attention_shape(shape: Shape, args: dict[str, Any]) -> Shape:
+    heads = args["heads"]
+    if shape.channels % heads or shape.channels // heads < 2:
+        raise ShapeProblem(
+            f"{heads} must divide the {shape.channels} input channels, leaving at least 2 per head",
+            "heads",
+        )
+    return odd_kernel_strided(shape, args)
 
 
 def pool_shape(shape: Shape, args: dict[str, Any]) -> Shape:
@@ -190,6 +212,16 @@ def involution_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     return generation + positions * layer.kernel_size**2 * channels
 
 
+def local_attention_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
+    """Per input position (attention runs before the stride's pooling): the 1x1
+    query, key and value projections (3*C*C), then per tap and channel one
+    multiply-add each for the content logit, the position logit and the
+    aggregation (3*K*K*C). The softmax's exponentials are not multiply-adds."""
+    positions = math.prod(input_shape[1:-1])
+    channels = input_shape[-1]
+    return positions * (3 * channels * channels + 3 * layer.kernel_size**2 * channels)
+
+
 def no_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
     """Comparisons, additions or per-element work: small next to the multiply-adds."""
     return 0
@@ -238,6 +270,15 @@ LAYER_KINDS: dict[str, LayerKind] = {
             macs=involution_macs,
             takes="image",
             example={"kernel_size": 3, "stride": 2, "groups": 2, "reduction_ratio": 2},
+        ),
+        LayerKind(
+            name="local_attention",
+            arguments=LocalAttentionArgs,
+            output_shape=local_attention_shape,
+            builder="involution_bench.ops:LocalSelfAttention",
+            macs=local_attention_macs,
+            takes="image",
+            example={"kernel_size": 3, "heads": 2, "stride": 2},
         ),
         LayerKind(
             name="relu",

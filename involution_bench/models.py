@@ -15,7 +15,11 @@ import keras
 from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
 from involution_bench.layer_kinds import LAYER_KINDS
-from involution_bench.ops import Involution
+from involution_bench.ops import Involution, LocalSelfAttention
+
+# Layers that run the involution kernels (native or slices): involution, and
+# local self-attention, whose logits and aggregation are involution's maths.
+INVOLUTION_OP_LAYERS = (Involution, LocalSelfAttention)
 
 
 def layer_builders() -> dict[str, Callable[..., keras.layers.Layer]]:
@@ -71,15 +75,20 @@ def involution_layers(model: keras.Model) -> list[Involution]:
     return [layer for layer in model.layers if isinstance(layer, Involution)]
 
 
+def involution_op_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Involution and local self-attention layers: those that run the involution kernels."""
+    return [layer for layer in model.layers if isinstance(layer, INVOLUTION_OP_LAYERS)]
+
+
 def uses_native_involution(model: keras.Model) -> bool:
-    """Whether any involution layer will run the native kernel, which XLA cannot compile."""
-    return any(layer.resolved_implementation() == "native" for layer in involution_layers(model))
+    """Whether any layer will run the native kernel, which XLA cannot compile."""
+    return any(layer.resolved_implementation() == "native" for layer in involution_op_layers(model))
 
 
 def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
     """What `train.jit_compile` means for this model on this machine.
 
-    "auto": off where an involution runs the native kernel, which XLA cannot
+    "auto": off where an involution or attention layer runs the native kernel, which XLA cannot
     compile; otherwise Keras' own "auto": off on CPU-only machines, where XLA
     slows this project's models (the article's CNN 166 against 101 ms a step,
     its involution model 62 against 38 ms; the pure-TF involution op compiles
@@ -91,8 +100,8 @@ def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
 
 
 def prepare_for_xla(model: keras.Model) -> None:
-    """Make every involution layer use the op XLA can compile (pure TensorFlow)."""
-    for layer in involution_layers(model):
+    """Make every involution and attention layer use the op XLA can compile (pure TensorFlow)."""
+    for layer in involution_op_layers(model):
         layer.implementation = "slices"
 
 

@@ -218,17 +218,17 @@ def confusion_figure(
 def kernel_figure(
     images: Sequence, captions: Sequence[str], maps: Sequence[tuple[str, Sequence]]
 ) -> Figure:
-    """One row per image: the image, then each involution layer's kernel-sum heat map."""
+    """One row per image: the image, then each layer's heat map (titled by `maps`)."""
     rows, columns = len(images), 1 + len(maps)
     figure = Figure(figsize=(2.1 * columns, 2.2 * rows), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     for row, (image, caption) in enumerate(zip(images, captions, strict=True)):
         grid[row, 0].imshow(image)
         grid[row, 0].set_title(caption, fontsize=9)
-        for column, (layer_name, layer_maps) in enumerate(maps, start=1):
+        for column, (title, layer_maps) in enumerate(maps, start=1):
             grid[row, column].imshow(layer_maps[row], cmap="viridis")
             if row == 0:
-                grid[row, column].set_title(f"{layer_name}\nkernel sum", fontsize=9)
+                grid[row, column].set_title(title, fontsize=9)
     for axes in grid.flat:
         axes.set_axis_off()
     return figure

@@ -45,7 +45,7 @@ from involution_bench.flops import layer_costs, total_macs
 from involution_bench.losses import training_loss
 from involution_bench.models import (
     build_model,
-    involution_layers,
+    involution_op_layers,
     load_saved_model,
     parameter_counts,
     prepare_for_xla,
@@ -328,11 +328,10 @@ def _check_only_epochs_differ(saved: ExperimentConfig, wanted: ExperimentConfig,
 
 
 def _involution_op(model: keras.Model) -> str | None:
-    if not involution_layers(model):
+    layers = involution_op_layers(model)
+    if not layers:
         return None
-    return ", ".join(
-        sorted({layer.resolved_implementation() for layer in involution_layers(model)})
-    )
+    return ", ".join(sorted({layer.resolved_implementation() for layer in layers}))
 
 
 def train(

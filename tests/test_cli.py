@@ -176,7 +176,7 @@ def test_kernels_refuses_a_model_without_involution(tmp_path):
         run_dir / "model.keras"
     )
     result = runner.invoke(app, ["kernels", str(run_dir)])
-    assert_one_line_error(result, "model.keras", "has no involution layers")
+    assert_one_line_error(result, "model.keras", "has no involution or attention layers")
 
 
 def test_data_counts_images_and_draws_the_grid(cifar_dir, tmp_path):

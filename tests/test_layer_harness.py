@@ -9,8 +9,15 @@ from involution_bench.layer_kinds import LAYER_KINDS, Shape
 
 # Weight tensors per kind, counted by hand: kernel and bias; an involution's
 # reduce (kernel, bias), batch norm (gamma, beta, moving mean and variance)
-# and span (kernel, bias); batch norm's four.
-EXPECTED_WEIGHTS = {"conv2d": 2, "involution": 8, "dense": 2, "batch_norm": 4}
+# and span (kernel, bias); batch norm's four; attention's fused q/k/v projection
+# and its row and column position embeddings.
+EXPECTED_WEIGHTS = {
+    "conv2d": 2,
+    "involution": 8,
+    "local_attention": 3,
+    "dense": 2,
+    "batch_norm": 4,
+}
 BATCH = 2
 
 

@@ -46,7 +46,8 @@ def test_shape_rule_builder_and_mac_rule_agree_on_a_built_model(name):
     multiplying = [
         weight
         for weight in layer.trainable_weights
-        if weight.path.endswith("kernel")  # biases and batch-norm scales add, not multiply
+        # biases and batch-norm's per-channel scale and shift are not multiply-adds
+        if not weight.path.endswith(("bias", "gamma", "beta"))
     ]
     if multiplying:
         # Every multiplying weight is used at least once per image.

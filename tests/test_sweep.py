@@ -61,6 +61,12 @@ def test_the_sweep_is_the_product_of_its_grids_times_its_repeats(write_config):
     )
 
 
+def test_without_a_grid_the_sweep_is_a_seed_study(write_config):
+    plan = plan_sweep(write_config(tiny_config()), [], repeat=3)
+    assert [member.slug for member in plan.members] == ["m00-seed=7", "m01-seed=8", "m02-seed=9"]
+    assert plan.grid == {}
+
+
 def test_a_star_in_a_key_sets_every_match():
     plan = plan_sweep("configs/rednet.yaml", [f"{INVOLUTION_SIZES}=3,5"])
     for member, size in zip(plan.members, (3, 5), strict=True):

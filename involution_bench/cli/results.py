@@ -170,7 +170,9 @@ def list_runs(
 @app.command()
 @friendly_errors
 def kernels(
-    run: Annotated[Path, typer.Argument(help="A run folder of a model with involution layers.")],
+    run: Annotated[
+        Path, typer.Argument(help="A run folder of a model with involution or attention layers.")
+    ],
     images: Annotated[
         int, typer.Option("--images", "-n", min=1, max=100, help="Test images, one row each.")
     ] = 10,
@@ -179,19 +181,22 @@ def kernels(
         typer.Option("--out", metavar="FILE", help="PNG to write (default: RUN/kernels.png)."),
     ] = None,
 ) -> None:
-    """Draw what each involution layer's kernels weigh, for the first test images."""
+    """Draw what each involution layer's kernels (sum) and each attention layer (weight on the
+    centre) weigh, for the first test images."""
     loaded = load_finished_epochs(run)
     load_tensorflow()
     from involution_bench.data import CLASS_NAMES, load_cifar10, resolve_data_dir, scaled
     from involution_bench.kernels import kernel_maps, load_trained_model
-    from involution_bench.models import involution_layers
+    from involution_bench.models import involution_op_layers
     from involution_bench.plots import kernel_figure, save_figure
     from involution_bench.runs import MODEL_FILE
 
     model_path = run / MODEL_FILE
     model = load_trained_model(model_path)
-    if not involution_layers(model):
-        raise InvbenchError(str(model_path), "has no involution layers, so no kernels to draw")
+    if not involution_op_layers(model):
+        raise InvbenchError(
+            str(model_path), "has no involution or attention layers, so no maps to draw"
+        )
     data_dir = ((loaded.config or {}).get("data") or {}).get("dir")
     data = load_cifar10(resolve_data_dir(data_dir))
     inputs = scaled(data.x_test[:images])

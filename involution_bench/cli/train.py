@@ -142,14 +142,15 @@ def sweep(
         Path, typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML.")
     ],
     grids: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--grid",
             metavar="KEY=V1,V2,...",
             help="Values of one config key, read as YAML (quote a value holding a comma); "
-            "* in KEY matches every index or key. Repeat for a product of grids.",
+            "* in KEY matches every index or key. Repeat for a product of grids. "
+            "Without any, the sweep is the config --repeat times (a seed study).",
         ),
-    ],
+    ] = None,
     overrides: Overrides = None,
     repeat: Annotated[
         int,
@@ -178,7 +179,7 @@ def sweep(
     )
 
     chosen_shard = parse_shard(shard)
-    plan = plan_sweep(config, grids, repeat, tuple(overrides or ()))  # every member checked
+    plan = plan_sweep(config, grids or [], repeat, tuple(overrides or ()))  # every member checked
     folder = sweep_folder(plan, runs_dir, command=["invbench", *sys.argv[1:]])
     states = [
         (member, *member_state(folder, member))

@@ -65,13 +65,18 @@ def involution(
     if implementation == "auto":
         implementation = auto_implementation(inputs.dtype, channels // groups, kernel_size)
     if implementation == "native":
-        library = native_ops()
-        if library is None:
-            raise RuntimeError("the native involution kernel is not available")
-        return library.invbench_involution(
+        return require_native().invbench_involution(
             inputs, kernel, kernel_size=kernel_size, stride=stride, groups=groups
         )
     return involution_slices(inputs, kernel, kernel_size, stride, groups)
+
+
+def require_native():
+    """The native op library; RuntimeError where it cannot be had."""
+    library = native_ops()
+    if library is None:
+        raise RuntimeError("the native involution kernel is not available")
+    return library
 
 
 def native_wins(group_channels: int, kernel_size: int) -> bool:

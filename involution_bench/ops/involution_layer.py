@@ -13,7 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from involution_bench.ops.involution import IMPLEMENTATIONS, auto_implementation, involution
+from involution_bench.ops.involution import auto_implementation, involution
+from involution_bench.ops.layer_checks import check_arguments, strided_shape
 
 
 @keras.saving.register_keras_serializable(package="involution_bench")
@@ -52,20 +53,15 @@ class Involution(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"Involution implementation must be one of {IMPLEMENTATIONS}, "
-                f"got {implementation!r}"
-            )
+        check_arguments(
+            "Involution",
+            implementation,
+            kernel_size=kernel_size,
+            stride=stride,
+            groups=groups,
+            reduction_ratio=reduction_ratio,
+        )
         self.implementation = implementation
-        for arg, value in [
-            ("kernel_size", kernel_size),
-            ("stride", stride),
-            ("groups", groups),
-            ("reduction_ratio", reduction_ratio),
-        ]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Involution {arg} must be a positive integer, got {value!r}")
         self.kernel_size = kernel_size
         self.stride = stride
         self.groups = groups
@@ -122,12 +118,7 @@ class Involution(keras.layers.Layer):
         )
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-
-        def scaled(size):
-            return None if size is None else -(-size // self.stride)
-
-        return (batch, scaled(height), scaled(width), channels)
+        return strided_shape(input_shape, self.stride)
 
     def get_config(self) -> dict:
         config = super().get_config()

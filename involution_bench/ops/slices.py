@@ -37,17 +37,17 @@ def involution_slices(
 def _involution_slices(inputs, kernel, kernel_size, stride, groups):
     height, width = inputs.shape[1], inputs.shape[2]
     if height is None or width is None:  # the hand-written input gradient needs the sizes
-        return _forward(inputs, kernel, kernel_size, stride, groups)
+        return forward(inputs, kernel, kernel_size, stride, groups)
 
     @tf.custom_gradient
     def op(inputs, kernel):
         def gradient(upstream):
             return (
-                _input_gradient(upstream, kernel, height, width, kernel_size, stride, groups),
-                _kernel_gradient(upstream, inputs, kernel_size, stride, groups),
+                input_gradient(upstream, kernel, height, width, kernel_size, stride, groups),
+                kernel_gradient(upstream, inputs, kernel_size, stride, groups),
             )
 
-        return _forward(inputs, kernel, kernel_size, stride, groups), gradient
+        return forward(inputs, kernel, kernel_size, stride, groups), gradient
 
     return op(inputs, kernel)
 
@@ -85,7 +85,7 @@ def _windows(inputs: tf.Tensor, kernel_size: int, stride: int, groups: int):
             yield u * kernel_size + v, tf.reshape(window, grouped_shape)
 
 
-def _forward(inputs, kernel, kernel_size, stride, groups):
+def forward(inputs, kernel, kernel_size, stride, groups):
     # One tensor per tap; with autodiff, unstack's gradient is a cheap stack.
     taps = tf.unstack(kernel[..., tf.newaxis], num=kernel_size**2, axis=3)
     output = tf.add_n(
@@ -95,7 +95,7 @@ def _forward(inputs, kernel, kernel_size, stride, groups):
     return tf.reshape(output, [shape[0], shape[1], shape[2], inputs.shape[-1]])
 
 
-def _kernel_gradient(upstream, inputs, kernel_size, stride, groups):
+def kernel_gradient(upstream, inputs, kernel_size, stride, groups):
     channels = inputs.shape[-1]
     shape = tf.shape(upstream)
     grouped = tf.reshape(upstream, [shape[0], shape[1], shape[2], groups, channels // groups])
@@ -106,7 +106,7 @@ def _kernel_gradient(upstream, inputs, kernel_size, stride, groups):
     return tf.stack(per_tap, axis=3)
 
 
-def _input_gradient(upstream, kernel, height, width, kernel_size, stride, groups):
+def input_gradient(upstream, kernel, height, width, kernel_size, stride, groups):
     channels = upstream.shape[-1]
     out_height, pad_top = same_padding(height, kernel_size, stride)
     out_width, pad_left = same_padding(width, kernel_size, stride)
