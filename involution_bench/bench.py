@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from involution_bench.attention_bench import ATTENTION_SHAPES
 from involution_bench.config import ExperimentConfig
 from involution_bench.flops import layer_costs, total_macs
 from involution_bench.models import build_model, involution_layers, resolve_jit_compile
@@ -77,6 +78,23 @@ class OpShape:
             )
         )
 
+    def apply(self, op, operands) -> tf.Tensor:
+        return op(*operands, self.kernel_size, self.stride, self.groups)
+
+    def implementations(self, native: bool) -> list[tuple[str, object, bool]]:
+        """(name, op, jit_compile): the article's form first, then invbench's paths."""
+        found = [
+            ("article", article_involution, False),
+            ("slices", _with_implementation("slices"), False),
+        ]
+        if native:
+            found.append(("native", _with_implementation("native"), False))
+        return found
+
+    def default_path(self) -> str:
+        """What `Involution` runs with its defaults on this machine, in float32."""
+        return auto_implementation(tf.float32, self.channels // self.groups, self.kernel_size)
+
     def minimum_bytes(self) -> int:
         """Bytes a forward plus backward pass must move at least.
 
@@ -101,29 +119,8 @@ OP_SHAPES = {
         OpShape("rednet-s2", batch=64, size=32, channels=64, kernel_size=7, groups=4, stride=2),
     )
 }
-
-
-@dataclass(frozen=True)
-class OpImplementation:
-    name: str
-    op: Callable[..., tf.Tensor]  # (inputs, kernel, kernel_size, stride, groups)
-    jit_compile: bool = False
-
-
-def op_implementations() -> list[OpImplementation]:
-    """The article's baseline first, then every path invbench can take here."""
-    implementations = [
-        OpImplementation("article", article_involution),
-        OpImplementation("slices", _with_implementation("slices")),  # pure TF, XLA-compiled
-    ]
-    if native_ops() is not None:
-        implementations.append(OpImplementation("native", _with_implementation("native")))
-    return implementations
-
-
-def default_op_path(shape: OpShape) -> str:
-    """What `Involution` runs with its defaults on this machine, in float32."""
-    return auto_implementation(tf.float32, shape.channels // shape.groups, shape.kernel_size)
+# Every case `bench op` knows: involution's, then local self-attention's.
+ALL_OP_SHAPES = {**OP_SHAPES, **ATTENTION_SHAPES}
 
 
 @dataclass(frozen=True)
@@ -140,20 +137,18 @@ class OpTiming:
         return asdict(self)
 
 
-def forward_backward(implementation: OpImplementation, shape: OpShape) -> Callable[[], object]:
-    """A compiled callable running the op and both its gradients on fixed data."""
-    inputs, kernel, upstream = shape.arrays()
+def forward_backward(op, jit_compile: bool, shape) -> Callable[[], object]:
+    """A compiled callable running `op` on `shape`'s fixed data, and all its gradients."""
+    *operands, upstream = shape.arrays()
 
-    @tf.function(jit_compile=implementation.jit_compile, reduce_retracing=True)
-    def step(inputs, kernel, upstream):
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def step(operands, upstream):
         with tf.GradientTape() as tape:
-            tape.watch([inputs, kernel])
-            output = implementation.op(
-                inputs, kernel, shape.kernel_size, shape.stride, shape.groups
-            )
-        return tape.gradient(output, [inputs, kernel], output_gradients=upstream)
+            tape.watch(operands)
+            output = shape.apply(op, operands)
+        return tape.gradient(output, operands, output_gradients=upstream)
 
-    return lambda: step(inputs, kernel, upstream)
+    return lambda: step(operands, upstream)
 
 
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int) -> float:
@@ -175,16 +170,16 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * source.nbytes / seconds
 
 
-def bench_op(shapes: Sequence[OpShape], repeats: int = 10, warmup: int = 3) -> list[OpTiming]:
-    """Forward + backward time of every implementation on every shape."""
+def bench_op(shapes: Sequence, repeats: int = 10, warmup: int = 3) -> list[OpTiming]:
+    """Forward + backward time of every implementation on every shape (involution's
+    `OpShape` or attention's `AttentionShape`)."""
     bandwidth = memory_bandwidth()
+    native = native_ops() is not None
     timings = []
     for shape in shapes:
         seconds = {
-            implementation.name: median_seconds(
-                forward_backward(implementation, shape), repeats, warmup
-            )
-            for implementation in op_implementations()
+            name: median_seconds(forward_backward(op, jit, shape), repeats, warmup)
+            for name, op, jit in shape.implementations(native)
         }
         for name, value in seconds.items():
             timings.append(
@@ -195,7 +190,7 @@ def bench_op(shapes: Sequence[OpShape], repeats: int = 10, warmup: int = 3) -> l
                     speedup=seconds["article"] / value,
                     gigabytes_per_second=shape.minimum_bytes() / value / 1e9,
                     bound_milliseconds=shape.minimum_bytes() / bandwidth * 1e3,
-                    default=name == default_op_path(shape),
+                    default=name == shape.default_path(),
                 )
             )
     return timings

@@ -13,6 +13,7 @@ from reference import involution_reference
 from typer.testing import CliRunner
 
 from involution_bench import bench
+from involution_bench.attention_bench import AttentionShape, article_attention
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
 from involution_bench.flops import layer_costs, total_macs
@@ -54,6 +55,38 @@ def test_op_table_has_every_implementation_against_the_article():
         assert timing.speedup == pytest.approx(timings[0].milliseconds / timing.milliseconds)
 
 
+TINY_ATTENTION = AttentionShape(
+    "tiny-attention", batch=2, size=6, channels=8, kernel_size=5, heads=2
+)
+
+
+def test_the_attention_baseline_computes_what_the_layer_does():
+    from involution_bench.ops.local_attention import local_attention
+
+    rng = np.random.default_rng(1)
+    q, k, v = (tf.constant(rng.normal(size=(2, 7, 5, 6))) for _ in range(3))
+    for implementation in ("slices", "native") if native_available() else ("slices",):
+        np.testing.assert_allclose(
+            article_attention(q, k, v, 5, 3).numpy(),
+            local_attention(q, k, v, 5, 3, None, implementation).numpy(),
+            atol=1e-10,
+        )
+
+
+def test_op_table_times_attention_against_its_article_form():
+    timings = bench.bench_op([TINY_ATTENTION], repeats=2, warmup=1)
+    assert [t.implementation for t in timings][:2] == ["article", "slices"]
+    assert {t.shape for t in timings} == {"tiny-attention"}
+    assert sum(timing.default for timing in timings) == 1
+    assert all(timing.milliseconds > 0 for timing in timings)
+
+
+def native_available() -> bool:
+    from involution_bench.ops.native import native_ops
+
+    return native_ops() is not None
+
+
 @pytest.mark.parametrize(
     ("layers", "variants"),
     [
@@ -90,7 +123,7 @@ def test_model_table_compares_against_the_right_baseline(layers, variants):
 
 
 def test_cli_bench_op_json_and_unknown_shape(monkeypatch):
-    monkeypatch.setattr(bench, "OP_SHAPES", {"tiny": TINY})
+    monkeypatch.setattr(bench, "ALL_OP_SHAPES", {"tiny": TINY})
     result = runner.invoke(app, ["bench", "op", "--repeats", "2", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)

@@ -34,20 +34,26 @@ Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats (m
 def bench_op(
     shapes: Annotated[
         list[str] | None,
-        typer.Option("--shape", metavar="NAME", help="article, rednet or rednet-s2 (default all)."),
+        typer.Option(
+            "--shape",
+            metavar="NAME",
+            help="article, rednet, rednet-s2 (involution), attention or attention-wide "
+            "(local self-attention); default all.",
+        ),
     ] = None,
     repeats: Repeats = 10,
     as_json: JsonFlag = False,
 ) -> None:
-    """Forward + backward time of each implementation, against the article's form."""
+    """Forward + backward time of each implementation of involution and of local
+    self-attention's neighbourhood part, against the article's form."""
     load_tensorflow()
     from involution_bench import bench
 
-    unknown = sorted(set(shapes or ()) - set(bench.OP_SHAPES))
+    unknown = sorted(set(shapes or ()) - set(bench.ALL_OP_SHAPES))
     if unknown:
-        known = ", ".join(bench.OP_SHAPES)
+        known = ", ".join(bench.ALL_OP_SHAPES)
         raise InvbenchError("--shape", f"unknown shape {unknown[0]!r} (known: {known})")
-    chosen = [bench.OP_SHAPES[name] for name in shapes or bench.OP_SHAPES]
+    chosen = [bench.ALL_OP_SHAPES[name] for name in shapes or bench.ALL_OP_SHAPES]
     timings = bench.bench_op(chosen, repeats=repeats)
     if as_json:
         echo_json(timings)

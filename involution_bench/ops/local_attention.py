@@ -119,6 +119,50 @@ def neighbourhood_mask(height, width, kernel_size: int) -> tf.Tensor:
     return tf.reshape(mask, [height, width, kernel_size**2])
 
 
+def neighbourhood_softmax(
+    queries: tf.Tensor,
+    keys: tf.Tensor,
+    kernel_size: int,
+    heads: int,
+    relative: tf.Tensor | None = None,
+    implementation: str = "auto",
+) -> tf.Tensor:
+    """Attention weights `(B, H, W, K*K, heads)` over each position's neighbourhood.
+
+    Logits `q . (k + r[t]) / sqrt(depth)`, with `relative` `(K*K, depth)` the
+    position embedding of each tap (None: content only); keys outside the
+    image are masked out; the softmax runs in float32 at least (in bfloat16
+    it would round small weights away) and the weights come back in the
+    queries' dtype.
+    """
+    content = neighbourhood_logits(queries, keys, kernel_size, heads, implementation)
+    shape = tf.shape(queries)
+    depth = queries.shape[-1] // heads
+    if relative is not None:
+        grouped = tf.reshape(queries, [shape[0], shape[1], shape[2], heads, depth])
+        content += tf.einsum("bhwgc,tc->bhwtg", grouped, relative)
+    softmax_dtype = tf.float64 if queries.dtype == tf.float64 else tf.float32
+    logits = tf.cast(content, softmax_dtype) * depth**-0.5
+    inside = neighbourhood_mask(shape[1], shape[2], kernel_size)
+    logits = tf.where(inside[None, :, :, :, None], logits, MASKED)
+    return tf.cast(tf.nn.softmax(logits, axis=3), queries.dtype)
+
+
+def local_attention(
+    queries: tf.Tensor,
+    keys: tf.Tensor,
+    values: tf.Tensor,
+    kernel_size: int,
+    heads: int,
+    relative: tf.Tensor | None = None,
+    implementation: str = "auto",
+) -> tf.Tensor:
+    """Each position's softmax-weighted sum of the values in its K x K neighbourhood:
+    `(B, H, W, C)`, the aggregation being the involution op with one group per head."""
+    weights = neighbourhood_softmax(queries, keys, kernel_size, heads, relative, implementation)
+    return involution(values, weights, kernel_size, 1, heads, implementation)
+
+
 @keras.saving.register_keras_serializable(package="involution_bench")
 class LocalSelfAttention(keras.layers.Layer):
     """Stand-alone local self-attention over K x K neighbourhoods; keeps the channel count.
@@ -218,11 +262,8 @@ class LocalSelfAttention(keras.layers.Layer):
         projected = tf.einsum("bhwc,cd->bhwd", inputs, tf.cast(self.projection, inputs.dtype))
         return tf.split(projected, 3, axis=-1)
 
-    def _weights_and_values(self, inputs):
-        queries, keys, values = self._project(inputs)
-        implementation = self.resolved_implementation()
-        content = neighbourhood_logits(queries, keys, self.kernel_size, self.heads, implementation)
-        # (K*K, depth): tap (u, v) gets row embedding u and column embedding v.
+    def _relative_embedding(self, dtype) -> tf.Tensor:
+        """`(K*K, depth)`: tap (u, v) gets row embedding u and column embedding v."""
         relative = tf.concat(
             [
                 tf.repeat(self.row_embedding, self.kernel_size, axis=0),
@@ -230,31 +271,34 @@ class LocalSelfAttention(keras.layers.Layer):
             ],
             axis=-1,
         )
-        shape = tf.shape(queries)
-        grouped = tf.reshape(
-            queries, [shape[0], shape[1], shape[2], self.heads, self.channels // self.heads]
-        )
-        position = tf.einsum("bhwgc,tc->bhwtg", grouped, tf.cast(relative, queries.dtype))
-        # The softmax runs in float32 at least (in bfloat16 it would round away weights).
-        softmax_dtype = tf.float64 if queries.dtype == tf.float64 else tf.float32
-        scale = (self.channels // self.heads) ** -0.5
-        logits = tf.cast(content + position, softmax_dtype) * scale
-        inside = neighbourhood_mask(shape[1], shape[2], self.kernel_size)
-        logits = tf.where(inside[None, :, :, :, None], logits, MASKED)
-        weights = tf.nn.softmax(logits, axis=3)
-        return tf.cast(weights, inputs.dtype), values, implementation
+        return tf.cast(relative, dtype)
 
     def attention_weights(self, inputs) -> tf.Tensor:
         """The softmax weights: `(B, H, W, K*K, heads)`, summing to 1 over the taps."""
         inputs = tf.cast(inputs, self.compute_dtype)
         if not self.built:
             self.build(inputs.shape)
-        weights, _, _ = self._weights_and_values(inputs)
-        return weights
+        queries, keys, _ = self._project(inputs)
+        return neighbourhood_softmax(
+            queries,
+            keys,
+            self.kernel_size,
+            self.heads,
+            self._relative_embedding(inputs.dtype),
+            self.resolved_implementation(),
+        )
 
     def call(self, inputs):
-        weights, values, implementation = self._weights_and_values(inputs)
-        output = involution(values, weights, self.kernel_size, 1, self.heads, implementation)
+        queries, keys, values = self._project(inputs)
+        output = local_attention(
+            queries,
+            keys,
+            values,
+            self.kernel_size,
+            self.heads,
+            self._relative_embedding(inputs.dtype),
+            self.resolved_implementation(),
+        )
         return self.pool(output) if self.pool is not None else output
 
     def compute_output_shape(self, input_shape):
