@@ -12,6 +12,7 @@ from reference import involution_gradients_reference, involution_reference
 
 import involution_bench  # noqa: F401  (registers the layer for loading)
 from involution_bench.ops import Involution, involution
+from involution_bench.ops.involution import auto_implementation
 from involution_bench.ops.native import native_ops
 
 # (batch, height, width, channels, kernel_size, stride, groups)
@@ -93,6 +94,56 @@ def test_op_float32_close_to_reference(implementation):
     np.testing.assert_allclose(
         actual.numpy(), involution_reference(x, kernel, 3, 1, 2), rtol=1e-4, atol=1e-4
     )
+
+
+BF16_EPS = 2.0**-8  # bfloat16 keeps 8 significant bits: one rounding is within this
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("shape", [(2, 6, 7, 32, 7, 1, 2), (1, 9, 6, 8, 3, 2, 2)], ids=str)
+def test_op_and_both_gradients_in_bfloat16(shape, implementation):
+    """Against the float64 reference of the same bfloat16-rounded operands.
+
+    The native kernel sums in float32 and rounds each result to bfloat16 once,
+    so it is within BF16_EPS of the exact value (plus float32 noise). The
+    slices add in bfloat16, each of the n terms' additions rounding, so they
+    are within n * BF16_EPS of the sum of the terms' magnitudes.
+    """
+    x, kernel = random_case(shape, seed=6)
+    _, _, _, _, kernel_size, stride, groups = shape
+    as_bf16 = lambda a: tf.constant(a, tf.bfloat16)  # noqa: E731
+    x16, kernel16 = as_bf16(x), as_bf16(kernel)
+    x, kernel = (t.numpy().astype(np.float64) for t in (x16, kernel16))
+    upstream16 = as_bf16(np.random.default_rng(7).normal(size=(*kernel.shape[:3], x.shape[-1])))
+    upstream = upstream16.numpy().astype(np.float64)
+    with tf.GradientTape() as tape:
+        tape.watch([x16, kernel16])
+        actual = involution(x16, kernel16, kernel_size, stride, groups, implementation)
+    grads = tape.gradient(actual, [x16, kernel16], output_gradients=upstream16)
+    assert actual.dtype == tf.bfloat16 and all(g.dtype == tf.bfloat16 for g in grads)
+    expected = [
+        involution_reference(x, kernel, kernel_size, stride, groups),
+        *involution_gradients_reference(x, kernel, upstream, kernel_size, stride, groups),
+    ]
+    magnitudes = [
+        involution_reference(abs(x), abs(kernel), kernel_size, stride, groups),
+        *involution_gradients_reference(
+            abs(x), abs(kernel), abs(upstream), kernel_size, stride, groups
+        ),
+    ]
+    terms = kernel_size**2 * max(1, x.shape[-1] // groups)
+    native = implementation == "native" or (
+        implementation == "auto"
+        and auto_implementation(tf.bfloat16, x.shape[-1] // groups, kernel_size) == "native"
+    )
+    for value, exact, magnitude in zip([actual, *grads], expected, magnitudes, strict=True):
+        error = np.abs(value.numpy().astype(np.float64) - exact)
+        bound = (
+            BF16_EPS * np.abs(exact) + 1e-5 * magnitude
+            if native
+            else terms * BF16_EPS * magnitude + BF16_EPS * np.abs(exact)
+        )
+        assert np.all(error <= bound), float(np.max(error - bound))
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

@@ -17,9 +17,12 @@ with TF "SAME" padding. Two implementations compute it:
   compiled by XLA (never the K*K times larger `extract_patches` tensor). It
   runs on GPUs.
 
-"auto" picks "native" on CPU-only machines for float32/float64 when the
-kernel is available, except where measurements favour "slices" (see
-`native_wins`); everywhere else "slices".
+"auto" picks "native" on CPU-only machines when the kernel is available,
+except where measurements favour "slices" (see `native_wins`); everywhere
+else "slices". The native kernel computes in float32 or float64; 16-bit
+inputs (mixed precision) are widened to float32 around it and the result
+narrowed back, which measured 1.5-1.8x faster than the slices in bfloat16
+(a RedNet training step, batch 128, on a 2-core Xeon with AMX).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from involution_bench.ops.slices import involution_slices
 
 IMPLEMENTATIONS = ("auto", "native", "slices")
 NATIVE_DTYPES = (tf.float32, tf.float64)
+# Run natively in float32: cast in, cast the result back (the casts' gradients
+# are casts, so both gradients are the float32 kernels' too).
+WIDENED_DTYPES = (tf.bfloat16, tf.float16)
 
 
 def involution(
@@ -65,10 +71,23 @@ def involution(
     if implementation == "auto":
         implementation = auto_implementation(inputs.dtype, channels // groups, kernel_size)
     if implementation == "native":
-        return require_native().invbench_involution(
-            inputs, kernel, kernel_size=kernel_size, stride=stride, groups=groups
+        library = require_native()
+        return in_native_dtype(
+            lambda x, k: library.invbench_involution(
+                x, k, kernel_size=kernel_size, stride=stride, groups=groups
+            ),
+            inputs,
+            kernel,
         )
     return involution_slices(inputs, kernel, kernel_size, stride, groups)
+
+
+def in_native_dtype(op, *tensors: tf.Tensor) -> tf.Tensor:
+    """`op(*tensors)`, widening 16-bit tensors to float32 and the result back."""
+    dtype = tensors[0].dtype
+    if dtype not in WIDENED_DTYPES:
+        return op(*tensors)
+    return tf.cast(op(*(tf.cast(tensor, tf.float32) for tensor in tensors)), dtype)
 
 
 def require_native():
@@ -87,8 +106,11 @@ def native_wins(group_channels: int, kernel_size: int) -> bool:
 
 
 def native_suits(dtype) -> bool:
-    """Whether the native kernel can run here: CPU-only, a dtype it has, and it builds."""
-    if tf.as_dtype(dtype) not in NATIVE_DTYPES or tf.config.list_logical_devices("GPU"):
+    """Whether the native kernel can run here: CPU-only, a dtype it has (or widens
+    to float32), and it builds."""
+    if tf.as_dtype(dtype) not in NATIVE_DTYPES + WIDENED_DTYPES or tf.config.list_logical_devices(
+        "GPU"
+    ):
         return False
     return native_ops() is not None
 

@@ -26,7 +26,12 @@ import keras
 import tensorflow as tf
 
 from involution_bench.ops import slices
-from involution_bench.ops.involution import auto_implementation, involution, require_native
+from involution_bench.ops.involution import (
+    auto_implementation,
+    in_native_dtype,
+    involution,
+    require_native,
+)
 from involution_bench.ops.layer_checks import check_arguments, strided_shape
 
 # Logit of a neighbour outside the image: its softmax weight is exactly 0 in
@@ -58,7 +63,10 @@ def neighbourhood_logits(
     if implementation == "auto":
         implementation = auto_implementation(queries.dtype, channels // groups, kernel_size)
     if implementation == "native":
-        return _native_logits(require_native(), queries, keys, kernel_size, groups)
+        library = require_native()
+        return in_native_dtype(
+            lambda q, k: _native_logits(library, q, k, kernel_size, groups), queries, keys
+        )
     return _compiled_logits(queries, keys, kernel_size, groups)
 
 
