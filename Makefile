@@ -73,7 +73,7 @@ kernel-size: $(INSTALLED)
 # Which operator? Convolution, involution and local self-attention at equal
 # multiply-adds (configs/equal-macs), $(STUDY_SEEDS) seeds and $(STUDY_EPOCHS)
 # epochs each, then compared against the convolution (the ResNet), with
-# tradeoff.png and the kernel and attention maps of each model's first seed.
+# tradeoff.png and the involution and attention maps of each first seed, side by side.
 # Run it again to resume an interrupted study.
 STUDY_DIR ?= runs/equal-macs
 STUDY_SEEDS ?= 3
@@ -84,9 +84,7 @@ study: $(INSTALLED)
 	  $(INVBENCH) sweep -c configs/equal-macs/$$operator.yaml --repeat $(STUDY_SEEDS) --set train.epochs=$(STUDY_EPOCHS) --runs-dir $(STUDY_DIR) --quiet || exit 1; \
 	done
 	$(INVBENCH) compare $(STUDY_DIR)/sweep-* --baseline equal-conv --out $(STUDY_DIR)/compare
-	for operator in involution attention; do \
-	  $(INVBENCH) kernels "$$(ls -d $(STUDY_DIR)/sweep-*-equal-$$operator/m00-*/*/ | head -n 1)" --images 6 --out $(STUDY_DIR)/compare/maps-$$operator.png || exit 1; \
-	done
+	$(INVBENCH) kernels "$$(ls -d $(STUDY_DIR)/sweep-*-equal-involution/m00-*/*/ | head -n 1)" "$$(ls -d $(STUDY_DIR)/sweep-*-equal-attention/m00-*/*/ | head -n 1)" --images 6 --out $(STUDY_DIR)/compare/maps.png
 
 # Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
 RUNS ?= runs

@@ -162,6 +162,14 @@ def test_kernels_draws_one_row_per_image(trained, tmp_path):
     result = runner.invoke(app, ["kernels", str(run_dir), "--images", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(PNG_MAGIC)
+    # Several runs: one figure, each run's maps side by side, as wide as all of them.
+    both = tmp_path / "both.png"
+    twice = [str(run_dir), str(run_dir), "--images", "3", "--out", str(both)]
+    result = runner.invoke(app, ["kernels", *twice])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    assert Image.open(both).size[0] > Image.open(out).size[0] * 1.25
 
 
 def test_kernels_refuses_a_model_without_involution(tmp_path):

@@ -170,20 +170,26 @@ def list_runs(
 @app.command()
 @friendly_errors
 def kernels(
-    run: Annotated[
-        Path, typer.Argument(help="A run folder of a model with involution or attention layers.")
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders of models with involution or attention layers; several are "
+            "drawn side by side."
+        ),
     ],
     images: Annotated[
         int, typer.Option("--images", "-n", min=1, max=100, help="Test images, one row each.")
     ] = 10,
     out: Annotated[
         Path | None,
-        typer.Option("--out", metavar="FILE", help="PNG to write (default: RUN/kernels.png)."),
+        typer.Option(
+            "--out", metavar="FILE", help="PNG to write (default: the first RUN/kernels.png)."
+        ),
     ] = None,
 ) -> None:
-    """Draw what each involution layer's kernels (sum) and each attention layer (weight on the
-    centre) weigh, for the first test images."""
-    loaded = load_finished_epochs(run)
+    """Draw what each involution layer's kernels (their sum) and each attention layer (its
+    weight on the centre) weigh, for the first test images."""
+    loaded = [load_finished_epochs(run) for run in runs]
     load_tensorflow()
     from involution_bench.data import CLASS_NAMES, load_cifar10, resolve_data_dir, scaled
     from involution_bench.kernels import kernel_maps, load_trained_model
@@ -191,23 +197,28 @@ def kernels(
     from involution_bench.plots import kernel_figure, save_figure
     from involution_bench.runs import MODEL_FILE
 
-    model_path = run / MODEL_FILE
-    model = load_trained_model(model_path)
-    if not involution_op_layers(model):
-        raise InvbenchError(
-            str(model_path), "has no involution or attention layers, so no maps to draw"
-        )
-    data_dir = ((loaded.config or {}).get("data") or {}).get("dir")
+    models = []
+    for run in runs:
+        model = load_trained_model(run / MODEL_FILE)
+        if not involution_op_layers(model):
+            raise InvbenchError(
+                str(run / MODEL_FILE), "has no involution or attention layers, so no maps to draw"
+            )
+        models.append(model)
+    data_dir = ((loaded[0].config or {}).get("data") or {}).get("dir")
     data = load_cifar10(resolve_data_dir(data_dir))
     inputs = scaled(data.x_test[:images])
-    maps = kernel_maps(model, inputs)
-    predicted = model.predict(inputs, verbose=0).argmax(axis=-1)
+    maps, guesses = [], []
+    for run, model in zip(loaded, models, strict=True):
+        prefix = f"{run.name}\n" if len(runs) > 1 else ""
+        maps += [(prefix + title, values) for title, values in kernel_maps(model, inputs)]
+        guesses.append(model.predict(inputs, verbose=0).argmax(axis=-1))
     captions = [
-        f"{CLASS_NAMES[true]}\n(predicted {CLASS_NAMES[guess]})"
-        for true, guess in zip(data.y_test[:images], predicted, strict=True)
+        f"{CLASS_NAMES[true]}\n(predicted {' / '.join(CLASS_NAMES[g[row]] for g in guesses)})"
+        for row, true in enumerate(data.y_test[:images])
     ]
     figure = kernel_figure(data.x_test[:images], captions, maps)
-    typer.echo(str(save_figure(figure, out or run / "kernels.png")))
+    typer.echo(str(save_figure(figure, out or runs[0] / "kernels.png")))
 
 
 @app.command()
