@@ -46,12 +46,18 @@ train-conv: $(INSTALLED)
 train-inv: $(INSTALLED)
 	$(INVBENCH) train --config configs/inv.yaml
 
-# The article's experiment: both models, 20 epochs each, then side by side
-# (table and figure in $(REPRODUCE_DIR)/compare) and the involution kernel maps.
+# The article's experiment: both models, 20 epochs each, $(SEEDS) seeds
+# (seeds 42, 43, ...), then side by side against the CNN (table, intervals
+# and figures in $(REPRODUCE_DIR)/compare) and the involution kernel maps of
+# the first seed. Give a fixed REPRODUCE_DIR to resume it by running it again;
+# PRECISION=mixed_bfloat16 trains in bfloat16 (float32 by default).
+PRECISION ?=
+PRECISION_SET := $(if $(PRECISION),--set train.precision=$(PRECISION))
 reproduce: $(INSTALLED)
-	$(INVBENCH) train --config configs/conv.yaml --config configs/inv.yaml --runs-dir $(REPRODUCE_DIR)
-	$(MAKE) compare RUNS=$(REPRODUCE_DIR) COMPARE_DIR=$(REPRODUCE_DIR)/compare
-	$(INVBENCH) kernels "$$(ls -d $(REPRODUCE_DIR)/*-article-inv | tail -n 1)" --out $(REPRODUCE_DIR)/compare/kernels.png
+	$(INVBENCH) sweep -c configs/conv.yaml --repeat $(SEEDS) $(PRECISION_SET) --runs-dir $(REPRODUCE_DIR) --quiet
+	$(INVBENCH) sweep -c configs/inv.yaml --repeat $(SEEDS) $(PRECISION_SET) --runs-dir $(REPRODUCE_DIR) --quiet
+	$(INVBENCH) compare $(REPRODUCE_DIR)/sweep-* --baseline article-conv --out $(REPRODUCE_DIR)/compare
+	$(INVBENCH) kernels "$$(ls -d $(REPRODUCE_DIR)/sweep-*-article-inv/m00-*/*/ | head -n 1)" --out $(REPRODUCE_DIR)/compare/kernels.png
 
 # The RedNet/ResNet pair (20 epochs each, $(SEEDS) seeds), then side by side.
 PAIR_DIR ?= runs/rednet-$(STAMP)
@@ -99,10 +105,12 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench op
 	$(INVBENCH) bench model --config configs/conv.yaml --config configs/inv.yaml
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml
+	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml --set train.precision=mixed_bfloat16
+	$(INVBENCH) bench model --config configs/equal-macs/conv.yaml --config configs/equal-macs/involution.yaml --config configs/equal-macs/attention.yaml
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)
-	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml --config configs/rednet.yaml --config configs/resnet.yaml $(SMOKE_SET) --runs-dir runs/smoke
+	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml --config configs/rednet.yaml --config configs/resnet.yaml --config configs/equal-macs/attention.yaml $(SMOKE_SET) --runs-dir runs/smoke
 	$(INVBENCH) compare runs/smoke --out runs/smoke/compare
 
 clean:

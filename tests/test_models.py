@@ -69,12 +69,15 @@ def test_every_layer_kind_builds():
 
 
 def spatial_operators(entries):
-    """(kind, stride) of each involution or 3x3 convolution, residual blocks included."""
+    """(kind, stride) of each spatial operator (involution, attention or 3x3 convolution),
+    residual blocks included."""
     found = []
     for kind, args in (next(iter(entry.items())) for entry in entries):
         if kind == "residual":
             found += spatial_operators(args["layers"]) + spatial_operators(args["shortcut"] or [])
-        elif kind == "involution" or (kind == "conv2d" and args["kernel_size"] == 3):
+        elif kind in ("involution", "local_attention") or (
+            kind == "conv2d" and args["kernel_size"] == 3
+        ):
             found.append((kind, args.get("stride", args.get("strides"))))
     return found
 
@@ -109,3 +112,26 @@ def test_rednet_is_within_a_third_of_the_article_cnn():
 
     (cnn_params, cnn_macs), (params, macs) = size("configs/conv.yaml"), size("configs/rednet.yaml")
     assert params * 3 <= cnn_params and macs * 3 <= cnn_macs
+
+
+EQUAL_MACS = [f"configs/equal-macs/{name}.yaml" for name in ("conv", "involution", "attention")]
+
+
+def test_the_equal_budget_trio_differs_in_operator_and_widths_only():
+    from involution_bench.flops import layer_costs, total_macs
+
+    resnet = load_config("configs/resnet.yaml")
+    configs = [load_config(path) for path in EQUAL_MACS]
+    macs = []
+    for config, operator in zip(configs, ["conv2d", "involution", "local_attention"], strict=True):
+        assert config.train == resnet.train and config.seed == resnet.seed
+        operators = spatial_operators(config.model.layers)[1:]  # after the 3x3 stem
+        assert [kind for kind, _ in operators] == [operator] * 4
+        assert [stride for _, stride in operators] == [1, 2, 1, 2]
+        model = build_model(config.layers, config.model.input_shape)
+        macs.append(total_macs(layer_costs(model)))
+    # The convolution variant is the ResNet itself: its 4.15 M is the budget.
+    assert configs[0].model.layers == resnet.model.layers and macs[0] == 4_154_624
+    # Every variant within 5% of the budget, and of one another.
+    assert all(abs(value / macs[0] - 1) <= 0.05 for value in macs), macs
+    assert max(macs) / min(macs) <= 1.05, macs
