@@ -32,6 +32,20 @@ using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
 using tensorflow::shape_inference::InferenceContext;
 
+// What sums accumulate in: float for bfloat16 (whose 8 significant bits would
+// lose most of a long sum), the type itself otherwise. Each bfloat16 result
+// is rounded once, when it is stored.
+template <typename T>
+struct Accumulator {
+  using type = T;
+};
+template <>
+struct Accumulator<tensorflow::bfloat16> {
+  using type = float;
+};
+template <typename T>
+using Acc = typename Accumulator<T>::type;
+
 struct Geometry {
   int64_t batch, height, width, channels;
   int64_t out_height, out_width;
@@ -155,30 +169,32 @@ inline void ForEachOutput(const Geometry& g, int64_t begin, int64_t end, Visit&&
 // Forward pass over output rows [begin, end).
 template <typename T, int64_t CG>
 void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
+  using A = Acc<T>;
   const int64_t cg = CG ? CG : g.group_channels;
+  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
   ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
                                    int64_t position) {
     const T* weights = k + position * g.taps() * g.groups;
     T* out = y + position * g.channels;
     for (int64_t group = 0; group < g.groups; ++group) {
-      T sum[CG ? CG : 1] = {};
-      if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
+      A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
+      A* sum = fixed;
+      if constexpr (CG == 0) {
+        std::fill(general.begin(), general.end(), A(0));
+        sum = general.data();
+      }
       for (int64_t u = rows.first; u < rows.last; ++u) {
         const T* in_row =
             x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
             group * cg;
         const T* tap_row = weights + u * g.kernel_size * g.groups + group;
         for (int64_t v = cols.first; v < cols.last; ++v) {
-          const T w = tap_row[v * g.groups];
+          const A w = static_cast<A>(tap_row[v * g.groups]);
           const T* in = in_row + v * g.channels;
-          if constexpr (CG > 0) {
-            for (int64_t c = 0; c < CG; ++c) sum[c] += w * in[c];
-          } else {
-            for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * in[c];
-          }
+          for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += w * static_cast<A>(in[c]);
         }
       }
-      if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
+      for (int64_t c = 0; c < (CG ? CG : cg); ++c) out[group * cg + c] = static_cast<T>(sum[c]);
     }
   });
 }
@@ -203,7 +219,9 @@ inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64
 template <typename T, int64_t CG>
 void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
                    int64_t end) {
+  using A = Acc<T>;
   const int64_t cg = CG ? CG : g.group_channels;
+  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
   std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
   std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
   for (int64_t row = begin; row < end; ++row) {
@@ -215,24 +233,28 @@ void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t be
           CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
       T* out = dx + (row * g.width + x) * g.channels;
       for (int64_t group = 0; group < g.groups; ++group) {
-        T sum[CG ? CG : 1] = {};
-        if constexpr (CG == 0) std::fill(out + group * cg, out + (group + 1) * cg, T(0));
+        A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
+        A* sum = fixed;
+        if constexpr (CG == 0) {
+          std::fill(general.begin(), general.end(), A(0));
+          sum = general.data();
+        }
         for (int64_t r = 0; r < row_count; ++r) {
           const int64_t out_row = (b * g.out_height + row_outputs[r]) * g.out_width;
           for (int64_t q = 0; q < col_count; ++q) {
             const int64_t position = out_row + col_outputs[q];
-            const T w = k[(position * g.taps() + row_taps[r] * g.kernel_size + col_taps[q]) *
-                              g.groups +
-                          group];
+            const A w = static_cast<A>(
+                k[(position * g.taps() + row_taps[r] * g.kernel_size + col_taps[q]) * g.groups +
+                  group]);
             const T* upstream = dy + position * g.channels + group * cg;
-            if constexpr (CG > 0) {
-              for (int64_t c = 0; c < CG; ++c) sum[c] += w * upstream[c];
-            } else {
-              for (int64_t c = 0; c < cg; ++c) out[group * cg + c] += w * upstream[c];
+            for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
+              sum[c] += w * static_cast<A>(upstream[c]);
             }
           }
         }
-        if constexpr (CG > 0) std::copy(sum, sum + CG, out + group * CG);
+        for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
+          out[group * cg + c] = static_cast<T>(sum[c]);
+        }
       }
     }
   }
@@ -259,9 +281,12 @@ constexpr int64_t kColumns = 8;
 
 inline int64_t RoundUp(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
+// The channel-major copies hold Acc<T> (float for bfloat16): converted once
+// while copied, so the inner loop is the float one.
 template <typename T, int64_t K>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     std::vector<T>& planes, std::vector<T>& upstream) {
+                     std::vector<Acc<T>>& planes, std::vector<Acc<T>>& upstream) {
+  using A = Acc<T>;
   const int64_t channels = g.channels, cg = g.group_channels, s = g.stride;
   const int64_t k = K ? K : g.kernel_size;
   const int64_t oh = g.out_height, ow = g.out_width;
@@ -272,7 +297,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   // planes[c * plane + (y * s + phase) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
   // copied in tiles of kColumns positions, so every channel's row is written a
   // whole cache line at a time rather than one value per line.
-  planes.assign(channels * plane, T(0));
+  planes.assign(channels * plane, A(0));
   for (int64_t y = 0; y < rows; ++y) {
     const int64_t source_y = y - g.pad_top;
     if (source_y < 0 || source_y >= g.height) continue;
@@ -281,26 +306,30 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       // The columns q whose source q * s + phase - pl lies inside the image.
       const int64_t first = std::max<int64_t>(0, (g.pad_left - phase + s - 1) / s);
       const int64_t last = std::min<int64_t>(columns, (g.width + g.pad_left - phase + s - 1) / s);
-      T* plane_row = planes.data() + (y * s + phase) * columns;
+      A* plane_row = planes.data() + (y * s + phase) * columns;
       for (int64_t q0 = first; q0 < last; q0 += kColumns) {
         const int64_t count = std::min(kColumns, last - q0);
         const T* in = image_row + (q0 * s + phase - g.pad_left) * channels;
         for (int64_t c = 0; c < channels; ++c) {
-          T* out = plane_row + c * plane + q0;
-          for (int64_t qq = 0; qq < count; ++qq) out[qq] = in[qq * s * channels + c];
+          A* out = plane_row + c * plane + q0;
+          for (int64_t qq = 0; qq < count; ++qq) {
+            out[qq] = static_cast<A>(in[qq * s * channels + c]);
+          }
         }
       }
     }
   }
   // upstream[(c * oh + i) * padded_ow + j] = dy[b, i, j, c], in the same tiles.
-  upstream.assign(channels * oh * padded_ow, T(0));
+  upstream.assign(channels * oh * padded_ow, A(0));
   for (int64_t i = 0; i < oh; ++i) {
     const T* gradient_row = dy + (b * oh + i) * ow * channels;
     for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
       const int64_t count = std::min(kColumns, ow - j0);
       for (int64_t c = 0; c < channels; ++c) {
-        T* out = upstream.data() + (c * oh + i) * padded_ow + j0;
-        for (int64_t jj = 0; jj < count; ++jj) out[jj] = gradient_row[(j0 + jj) * channels + c];
+        A* out = upstream.data() + (c * oh + i) * padded_ow + j0;
+        for (int64_t jj = 0; jj < count; ++jj) {
+          out[jj] = static_cast<A>(gradient_row[(j0 + jj) * channels + c]);
+        }
       }
     }
   }
@@ -318,12 +347,12 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
             for (int64_t t = 0; t < taps; ++t) {
               offsets[t] = ((v0 + t) % s) * columns + (v0 + t) / s;
             }
-            T sums[kTaps][kColumns] = {};
+            A sums[kTaps][kColumns] = {};
             for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
-              const T* d = upstream.data() + (c * oh + i) * padded_ow + j0;
-              const T* row = planes.data() + c * plane + (i * s + u) * s * columns + j0;
+              const A* d = upstream.data() + (c * oh + i) * padded_ow + j0;
+              const A* row = planes.data() + c * plane + (i * s + u) * s * columns + j0;
               for (int64_t t = 0; t < taps; ++t) {
-                const T* in = row + offsets[t];
+                const A* in = row + offsets[t];
                 // Across columns, not across channels: the compiler would
                 // otherwise vectorize the channel loop with strided gathers.
 #pragma omp simd
@@ -334,7 +363,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
                 dk + ((b * oh + i) * ow + j0) * g.taps() * g.groups + u * k * g.groups + group;
             for (int64_t jj = 0; jj < width; ++jj) {
               for (int64_t t = 0; t < taps; ++t) {
-                out[jj * g.taps() * g.groups + (v0 + t) * g.groups] = sums[t][jj];
+                out[jj * g.taps() * g.groups + (v0 + t) * g.groups] = static_cast<T>(sums[t][jj]);
               }
             }
           }
@@ -417,7 +446,7 @@ class InvolutionGradOp : public InvolutionBase {
       const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
       WithKernelSize(g.kernel_size, [&](auto constant) {
         ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-          std::vector<T> planes, upstream;
+          std::vector<Acc<T>> planes, upstream;
           for (int64_t b = begin; b < end; ++b) {
             KernelGradImage<T, decltype(constant)::value>(g, dy, other, out, b, planes, upstream);
           }
@@ -438,7 +467,7 @@ REGISTER_OP("InvbenchInvolution")
     .Input("input: T")
     .Input("kernel: T")
     .Output("output: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {float, double, bfloat16}")
     .Attr("kernel_size: int")
     .Attr("stride: int")
     .Attr("groups: int")
@@ -456,7 +485,7 @@ REGISTER_OP("InvbenchInvolutionInputGrad")
     .Input("kernel: T")
     .Input("input: T")
     .Output("input_grad: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {float, double, bfloat16}")
     .Attr("kernel_size: int")
     .Attr("stride: int")
     .Attr("groups: int")
@@ -467,7 +496,7 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
     .Input("input: T")
     .Input("kernel: T")
     .Output("kernel_grad: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {float, double, bfloat16}")
     .Attr("kernel_size: int")
     .Attr("stride: int")
     .Attr("groups: int")
@@ -485,3 +514,4 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);
+REGISTER_KERNELS(tensorflow::bfloat16);
