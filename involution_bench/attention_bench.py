@@ -78,16 +78,16 @@ class AttentionShape:
             found.append(("native", _with_implementation("native"), False))
         return found
 
-    def default_path(self) -> str:
-        return auto_implementation(tf.float32, self.channels // self.heads, self.kernel_size)
+    def default_path(self, dtype=tf.float32) -> str:
+        return auto_implementation(dtype, self.channels // self.heads, self.kernel_size)
 
-    def minimum_bytes(self) -> int:
+    def minimum_bytes(self, value_bytes: int = FLOAT_BYTES) -> int:
         """Bytes a forward plus backward pass must move at least: q, k, v and y
         once forward and the weights written once; backward reads dy, q, k, v
         and the weights and writes dq, dk and dv."""
         values = self.batch * self.size**2 * self.channels
         weights = self.batch * self.size**2 * self.kernel_size**2 * self.heads
-        return (11 * values + 2 * weights) * FLOAT_BYTES
+        return (11 * values + 2 * weights) * value_bytes
 
 
 ATTENTION_SHAPES = {

@@ -91,11 +91,11 @@ class OpShape:
             found.append(("native", _with_implementation("native"), False))
         return found
 
-    def default_path(self) -> str:
-        """What `Involution` runs with its defaults on this machine, in float32."""
-        return auto_implementation(tf.float32, self.channels // self.groups, self.kernel_size)
+    def default_path(self, dtype=tf.float32) -> str:
+        """What `Involution` runs with its defaults on this machine, in `dtype`."""
+        return auto_implementation(dtype, self.channels // self.groups, self.kernel_size)
 
-    def minimum_bytes(self) -> int:
+    def minimum_bytes(self, value_bytes: int = FLOAT_BYTES) -> int:
         """Bytes a forward plus backward pass must move at least.
 
         Forward reads x and the kernel and writes y; the input gradient reads
@@ -108,7 +108,7 @@ class OpShape:
             + out_positions * self.kernel_size**2 * self.groups
             + out_positions * self.channels
         )
-        return 3 * values * FLOAT_BYTES
+        return 3 * values * value_bytes
 
 
 OP_SHAPES = {
@@ -132,14 +132,16 @@ class OpTiming:
     gigabytes_per_second: float  # minimum bytes moved over the time
     bound_milliseconds: float  # the minimum bytes at the measured memory bandwidth
     default: bool  # the path invbench takes by default
+    dtype: str = "float32"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def forward_backward(op, jit_compile: bool, shape) -> Callable[[], object]:
-    """A compiled callable running `op` on `shape`'s fixed data, and all its gradients."""
-    *operands, upstream = shape.arrays()
+def forward_backward(op, jit_compile: bool, shape, dtype=tf.float32) -> Callable[[], object]:
+    """A compiled callable running `op` on `shape`'s fixed data in `dtype`, and all its
+    gradients."""
+    *operands, upstream = (tf.cast(array, dtype) for array in shape.arrays())
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def step(operands, upstream):
@@ -170,15 +172,18 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * source.nbytes / seconds
 
 
-def bench_op(shapes: Sequence, repeats: int = 10, warmup: int = 3) -> list[OpTiming]:
+def bench_op(
+    shapes: Sequence, repeats: int = 10, warmup: int = 3, dtype: str = "float32"
+) -> list[OpTiming]:
     """Forward + backward time of every implementation on every shape (involution's
-    `OpShape` or attention's `AttentionShape`)."""
+    `OpShape` or attention's `AttentionShape`), in `dtype` (float32 or bfloat16)."""
     bandwidth = memory_bandwidth()
     native = native_ops() is not None
+    value_bytes = tf.as_dtype(dtype).size
     timings = []
     for shape in shapes:
         seconds = {
-            name: median_seconds(forward_backward(op, jit, shape), repeats, warmup)
+            name: median_seconds(forward_backward(op, jit, shape, dtype), repeats, warmup)
             for name, op, jit in shape.implementations(native)
         }
         for name, value in seconds.items():
@@ -188,9 +193,10 @@ def bench_op(shapes: Sequence, repeats: int = 10, warmup: int = 3) -> list[OpTim
                     implementation=name,
                     milliseconds=value * 1e3,
                     speedup=seconds["article"] / value,
-                    gigabytes_per_second=shape.minimum_bytes() / value / 1e9,
-                    bound_milliseconds=shape.minimum_bytes() / bandwidth * 1e3,
-                    default=name == shape.default_path(),
+                    gigabytes_per_second=shape.minimum_bytes(value_bytes) / value / 1e9,
+                    bound_milliseconds=shape.minimum_bytes(value_bytes) / bandwidth * 1e3,
+                    default=name == shape.default_path(tf.as_dtype(dtype)),
+                    dtype=dtype,
                 )
             )
     return timings

@@ -158,3 +158,14 @@ def test_pair_ratios_put_step_time_beside_multiply_adds():
     ]
     assert bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6)]
     assert bench.pair_ratios(timings[:2]) == []
+
+
+def test_op_table_in_bfloat16_moves_half_the_bytes():
+    timings = bench.bench_op([TINY, TINY_ATTENTION], repeats=2, warmup=1, dtype="bfloat16")
+    assert {timing.dtype for timing in timings} == {"bfloat16"}
+    assert {timing.shape for timing in timings} == {"tiny", "tiny-attention"}
+    assert TINY.minimum_bytes(2) * 2 == TINY.minimum_bytes()
+    for timing in timings:
+        shape = TINY if timing.shape == "tiny" else TINY_ATTENTION
+        expected = shape.minimum_bytes(2) / (timing.milliseconds / 1e3) / 1e9
+        assert timing.gigabytes_per_second == pytest.approx(expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -29,6 +30,11 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats (median).")]
 
 
+class OpDtype(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
 @bench_app.command("op")
 @friendly_errors
 def bench_op(
@@ -42,6 +48,9 @@ def bench_op(
         ),
     ] = None,
     repeats: Repeats = 10,
+    dtype: Annotated[
+        OpDtype, typer.Option("--dtype", help="The operands' dtype (bfloat16: as mixed precision).")
+    ] = OpDtype.float32,
     as_json: JsonFlag = False,
 ) -> None:
     """Forward + backward time of each implementation of involution and of local
@@ -54,7 +63,7 @@ def bench_op(
         known = ", ".join(bench.ALL_OP_SHAPES)
         raise InvbenchError("--shape", f"unknown shape {unknown[0]!r} (known: {known})")
     chosen = [bench.ALL_OP_SHAPES[name] for name in shapes or bench.ALL_OP_SHAPES]
-    timings = bench.bench_op(chosen, repeats=repeats)
+    timings = bench.bench_op(chosen, repeats=repeats, dtype=dtype.value)
     if as_json:
         echo_json(timings)
         return
@@ -65,7 +74,7 @@ def bench_op(
         "speedup",
         "GB/s",
         "memory-bound ms",
-        caption=machine_caption(),
+        caption=f"{dtype.value}; {machine_caption()}",
     )
     for index, timing in enumerate(timings):
         name = timing.implementation + (" (default)" if timing.default else "")
