@@ -143,7 +143,7 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
     figure = Figure(figsize=(16, 5.4), layout="constrained")
     panels = figure.subplots(1, len(TRADEOFF_PANELS), sharey=True)
     for axes, (key, axis_label, log_scale) in zip(panels, TRADEOFF_PANELS, strict=True):
-        points = []
+        points, placed = [], []
         for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
             cost, accuracy = _mean(row.values[key]), _mean(row.values["best_val_accuracy"])
             if cost is None or accuracy is None:
@@ -155,10 +155,9 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
             axes.errorbar(
                 cost, accuracy, yerr=error, fmt="o", color=f"C{index % 10}", capsize=4, zorder=3
             )
-            axes.annotate(
-                label, (cost, accuracy), textcoords="offset points", xytext=(6, 6), fontsize=8
-            )
             points.append((cost, accuracy))
+            placed.append(label)
+        _label_points(axes, points, placed)
         front = pareto_front(points)
         if len(front) > 1:
             axes.step(
@@ -180,6 +179,25 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
         axes.margins(x=0.15, y=0.12)
     panels[0].set_ylabel("best validation accuracy (mean, 95% CI)")
     return figure
+
+
+def _label_points(axes, points: list[tuple[float, float]], labels: list[str]) -> None:
+    """Each point's label above and right of it; below instead where it would run into
+    the label of a point close by (a label spans about a quarter of the panel)."""
+    if not points:
+        return
+    xs, ys = zip(*points, strict=True)
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    above: list[tuple[float, float]] = []
+    for (x, y), label in zip(points, labels, strict=True):
+        crowded = any(
+            abs(x - other_x) < 0.25 * x_span and abs(y - other_y) < 0.1 * y_span
+            for other_x, other_y in above
+        )
+        offset = (6, -12) if crowded else (6, 6)
+        if not crowded:
+            above.append((x, y))
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
 
 
 def plot_tradeoff(rows: Sequence[Row], path: Path) -> Path:
