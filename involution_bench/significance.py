@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -56,9 +57,7 @@ def find_baseline(rows: Sequence[Row], wanted: str) -> Row:
     """The row named `wanted`, the one holding a run folder of that name or path, or
     in a sweep the one whose swept key has that value (`kernel_size=7`)."""
     by_name = [row for row in rows if row.values["name"] == wanted] or _by_swept_value(rows, wanted)
-    by_folder = [
-        row for row in rows if any(wanted in (run.path.name, str(run.path)) for run in row.runs)
-    ]
+    by_folder = [row for row in rows if any(_is_folder(run.path, wanted) for run in row.runs)]
     found = by_name or by_folder
     if len(found) == 1:
         return found[0]
@@ -68,6 +67,14 @@ def find_baseline(rows: Sequence[Row], wanted: str) -> Row:
     raise InvbenchError(
         "--baseline", f"{wanted!r} names {len(found)} rows; give one run folder instead"
     )
+
+
+def _is_folder(path: Path, wanted: str) -> bool:
+    """`wanted` names this run folder: by its name, or as a path in any spelling
+    (relative or absolute, with or without a trailing slash)."""
+    if wanted == path.name:
+        return True
+    return Path(wanted).expanduser().resolve() == path.resolve()
 
 
 def _by_swept_value(rows: Sequence[Row], wanted: str) -> list[Row]:

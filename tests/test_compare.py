@@ -277,3 +277,17 @@ def test_the_tradeoff_figure_has_a_labelled_point_per_row_on_three_costs(tmp_pat
     assert macs_axes.get_xscale() == "linear"  # 65,344 to 99,999: within a decade
     front = [line for line in macs_axes.get_lines() if line.get_label() == "Pareto front"]
     assert len(front) == 1 and list(front[0].get_xdata()) == [65344, 99_999]
+
+
+def test_a_baseline_run_folder_may_be_spelled_any_way(tmp_path, monkeypatch):
+    # Two groups with one name (the same config in two precisions, say): only a
+    # folder tells them apart, and a shell glob's trailing slash or an absolute
+    # path must still name it.
+    base = seed_group(tmp_path / "a", "conv", [0.60, 0.61], learning_rate=0.1)
+    runs = [*base, *seed_group(tmp_path / "b", "conv", [0.70, 0.72])]
+    monkeypatch.chdir(tmp_path)
+    folder = base[0].path
+    for spelling in (f"{folder.relative_to(tmp_path)}/", str(folder.resolve())):
+        rows = comparison(runs, baseline=spelling)
+        (chosen,) = [row for row in rows if row.is_baseline]
+        assert folder in [run.path for run in chosen.runs]
