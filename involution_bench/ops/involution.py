@@ -111,7 +111,7 @@ def native_wins(group_channels: int, kernel_size: int, dtype=tf.float32) -> bool
       (7.6 against 38.3 ms) and 4.4x at RedNet's (39.9 against 173.7 ms) on
       the Xeon: the slices add in 16 bits without fusing as well.
     """
-    if tf.as_dtype(dtype) in WIDENED_DTYPES or tf.as_dtype(dtype) == tf.bfloat16:
+    if tf.as_dtype(dtype).size == 2:  # bfloat16, float16
         return True
     return group_channels > 4 or kernel_size > 3
 
@@ -119,11 +119,9 @@ def native_wins(group_channels: int, kernel_size: int, dtype=tf.float32) -> bool
 def native_suits(dtype) -> bool:
     """Whether the native kernel can run here: CPU-only, a dtype it has (or widens
     to float32), and it builds."""
-    if tf.as_dtype(dtype) not in NATIVE_DTYPES + WIDENED_DTYPES or tf.config.list_logical_devices(
-        "GPU"
-    ):
+    if tf.as_dtype(dtype) not in NATIVE_DTYPES + WIDENED_DTYPES:
         return False
-    return native_ops() is not None
+    return not tf.config.list_logical_devices("GPU") and native_ops() is not None
 
 
 def auto_implementation(dtype, group_channels: int, kernel_size: int) -> str:

@@ -75,10 +75,7 @@ def _native_logits(library, queries, keys, kernel_size, groups):
 
     @tf.custom_gradient
     def op(queries, keys):
-        shape = tf.shape(queries)
-        # The kernel-gradient op takes its result's shape from this operand.
-        like = tf.zeros([shape[0], shape[1], shape[2], kernel_size**2, groups], queries.dtype)
-        logits = library.invbench_involution_kernel_grad(queries, keys, like, **attrs)
+        logits = library.invbench_involution_kernel_grad(queries, keys, **attrs)
 
         def gradient(upstream):
             return (

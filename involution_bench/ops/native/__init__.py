@@ -238,7 +238,7 @@ def _register_gradient(library) -> None:
         attrs = {name: op.get_attr(name) for name in ("kernel_size", "stride", "groups")}
         return [
             library.invbench_involution_input_grad(grad, kernel, inputs, **attrs),
-            library.invbench_involution_kernel_grad(grad, inputs, kernel, **attrs),
+            library.invbench_involution_kernel_grad(grad, inputs, **attrs),
         ]
 
 

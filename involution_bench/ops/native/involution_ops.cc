@@ -66,9 +66,10 @@ class InvolutionBase : public OpKernel {
   }
 
  protected:
-  // Checks the input and kernel shapes and works out the geometry.
-  // On a bad shape it sets the context's status, which callers check.
-  void Prepare(OpKernelContext* context, const Tensor& input, const Tensor& kernel,
+  // Checks the input and kernel shapes and works out the geometry (the kernel
+  // gradient has no kernel: nullptr). On a bad shape it sets the context's
+  // status, which callers check.
+  void Prepare(OpKernelContext* context, const Tensor& input, const Tensor* kernel,
                Geometry* geometry) {
     OP_REQUIRES(context, input.dims() == 4,
                 InvalidArgument("input must be (B, H, W, C), got ", input.shape().DebugString()));
@@ -91,15 +92,19 @@ class InvolutionBase : public OpKernel {
         std::max<int64_t>((g.out_width - 1) * g.stride + g.kernel_size - g.width, 0);
     g.pad_top = pad_height / 2;
     g.pad_left = pad_width / 2;
-    const TensorShape expected({g.batch, g.out_height, g.out_width, g.taps(), g.groups});
-    OP_REQUIRES(context, kernel.shape() == expected,
-                InvalidArgument("kernel must be ", expected.DebugString(), ", got ",
-                                kernel.shape().DebugString()));
+    if (kernel == nullptr) return;
+    OP_REQUIRES(context, kernel->shape() == KernelShape(g),
+                InvalidArgument("kernel must be ", KernelShape(g).DebugString(), ", got ",
+                                kernel->shape().DebugString()));
+  }
+
+  static TensorShape KernelShape(const Geometry& g) {
+    return TensorShape({g.batch, g.out_height, g.out_width, g.taps(), g.groups});
   }
 
   // Prepare, and check that the upstream gradient has the output's shape.
   void PrepareGradient(OpKernelContext* context, const Tensor& grad, const Tensor& input,
-                       const Tensor& kernel, Geometry* geometry) {
+                       const Tensor* kernel, Geometry* geometry) {
     Prepare(context, input, kernel, geometry);
     if (!context->status().ok()) return;
     const Geometry& g = *geometry;
@@ -394,7 +399,7 @@ class InvolutionOp : public InvolutionBase {
     const Tensor& input = context->input(0);
     const Tensor& kernel = context->input(1);
     Geometry g;
-    Prepare(context, input, kernel, &g);
+    Prepare(context, input, &kernel, &g);
     if (!context->status().ok()) return;
     Tensor* output = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
@@ -413,8 +418,9 @@ class InvolutionOp : public InvolutionBase {
 };
 
 // Both gradients share one op class: kInputGrad picks the input gradient
-// (inputs: grad, kernel, input) or the kernel gradient (grad, input, kernel).
-// The last input only lends its shape to the result.
+// (inputs: grad, kernel, input; the input only lends its shape to the
+// result) or the kernel gradient (inputs: grad, input; the result's shape
+// follows from them and the attributes).
 template <typename T, bool kInputGrad>
 class InvolutionGradOp : public InvolutionBase {
  public:
@@ -423,14 +429,13 @@ class InvolutionGradOp : public InvolutionBase {
   void Compute(OpKernelContext* context) override {
     const Tensor& grad = context->input(0);
     const Tensor& operand = context->input(1);
-    const Tensor& like = context->input(2);
-    const Tensor& input = kInputGrad ? like : operand;
-    const Tensor& kernel = kInputGrad ? operand : like;
+    const Tensor& input = kInputGrad ? context->input(2) : operand;
     Geometry g;
-    PrepareGradient(context, grad, input, kernel, &g);
+    PrepareGradient(context, grad, input, kInputGrad ? &operand : nullptr, &g);
     if (!context->status().ok()) return;
     Tensor* result = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, like.shape(), &result));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, kInputGrad ? input.shape() : KernelShape(g), &result));
     const T* dy = grad.flat<T>().data();
     const T* other = operand.flat<T>().data();
     T* out = result->flat<T>().data();
@@ -494,13 +499,24 @@ REGISTER_OP("InvbenchInvolutionInputGrad")
 REGISTER_OP("InvbenchInvolutionKernelGrad")
     .Input("grad: T")
     .Input("input: T")
-    .Input("kernel: T")
     .Output("kernel_grad: T")
     .Attr("T: {float, double, bfloat16}")
     .Attr("kernel_size: int")
     .Attr("stride: int")
     .Attr("groups: int")
-    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 2); });
+    .SetShapeFn([](InferenceContext* context) {
+      // (B, H', W', K*K, G): the upstream gradient's first three, then the attributes.
+      tensorflow::shape_inference::ShapeHandle grad;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 4, &grad));
+      int kernel_size = 0, groups = 0;
+      TF_RETURN_IF_ERROR(context->GetAttr("kernel_size", &kernel_size));
+      TF_RETURN_IF_ERROR(context->GetAttr("groups", &groups));
+      context->set_output(0, context->MakeShape({context->Dim(grad, 0), context->Dim(grad, 1),
+                                                 context->Dim(grad, 2),
+                                                 context->MakeDim(kernel_size * kernel_size),
+                                                 context->MakeDim(groups)}));
+      return tensorflow::OkStatus();
+    });
 
 #define REGISTER_KERNELS(T)                                                                    \
   REGISTER_KERNEL_BUILDER(                                                                     \
