@@ -29,6 +29,11 @@ def test_the_cache_name_follows_tensorflow_and_the_source(monkeypatch, tmp_path)
     changed.write_text(native.SOURCE.read_text() + "\n// changed\n")
     monkeypatch.setattr(native, "SOURCE", changed)
     assert native.library_path("g++") != path
+    header = tmp_path / "changed.h"
+    header.write_text(native.HEADERS[0].read_text() + "\n// changed\n")
+    before = native.library_path("g++")
+    monkeypatch.setattr(native, "HEADERS", (header,))
+    assert native.library_path("g++") != before
 
 
 def test_a_failed_build_is_explained_with_its_log(monkeypatch, tmp_path):

@@ -2,7 +2,8 @@
 
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
-installed TensorFlow. Two builds are tried, in order:
+installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
+`involution_kernels.h`, their arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -40,6 +41,8 @@ import tensorflow as tf
 from involution_bench.machine import cpu_fields, cpu_flags
 
 SOURCE = Path(__file__).with_name("involution_ops.cc")
+# The kernels' arithmetic, which the source includes: a change to it rebuilds too.
+HEADERS = (Path(__file__).with_name("involution_kernels.h"),)
 NATIVE_ENV = "INVBENCH_NATIVE"
 CACHE_ENV = "INVBENCH_CACHE_DIR"
 COMPILERS = ("g++", "c++", "clang++")
@@ -116,6 +119,7 @@ def compile_command(compiler: str, output: Path, build: Build | None = None) -> 
         "-fopenmp-simd",  # honours the `omp simd` reductions only; no OpenMP runtime
         "-ffp-contract=fast",
         *tf.sysconfig.get_compile_flags(),
+        f"-I{HEADERS[0].parent}",
         str(SOURCE),
         "-o",
         str(output),
@@ -127,7 +131,8 @@ def library_path(compiler: str, build: Build | None = None) -> Path:
     """Where this source, built by this command for this CPU and TensorFlow, is cached."""
     build = build or builds(compiler)[0]
     digest = hashlib.sha256()
-    digest.update(SOURCE.read_bytes())
+    for source in (SOURCE, *HEADERS):
+        digest.update(source.read_bytes())
     digest.update(" ".join(compile_command(compiler, Path("out.so"), build)).encode())
     digest.update(_compiler_version(compiler).encode())
     digest.update(_cpu_signature().encode())

@@ -1,8 +1,5 @@
-// Involution as fused TensorFlow CPU ops: the forward pass and both gradients.
-//
-// For output position (i, j) and channel c in group g = c / (C / G):
-//   out[b, i, j, c] = sum_{u, v} kernel[b, i, j, u*K + v, g] * x[b, i*s + u - pt, j*s + v - pl, c]
-// with TF "SAME" padding (pt, pl). The forward pass and the input gradient
+// Involution as fused TensorFlow CPU ops: the forward pass and both gradients,
+// over the arithmetic of involution_kernels.h. The forward pass and the input gradient
 // read each input value once per tap from cache and run innermost over a
 // group's contiguous channels, so the compiler vectorizes them (a group of 16
 // floats is one AVX-512 register); the kernel gradient, whose sums run over
@@ -11,17 +8,31 @@
 // input, for the input gradient; images, for the kernel gradient), so no two
 // threads ever write the same value: no atomics.
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <type_traits>
 #include <vector>
 
+#include "involution_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
+// What sums accumulate in for bfloat16: float, whose 24 significant bits keep
+// a long sum that bfloat16's 8 would lose. Each result is rounded once, when
+// it is stored.
+template <>
+struct invbench::Accumulator<tensorflow::bfloat16> {
+  using type = float;
+};
+
 namespace {
+
+using invbench::Acc;
+using invbench::Geometry;
+using invbench::ForwardRows;
+using invbench::InputGradRows;
+using invbench::KernelGradImage;
+using invbench::WithGroupChannels;
+using invbench::WithKernelSize;
 
 using tensorflow::DEVICE_CPU;
 using tensorflow::OpKernel;
@@ -31,28 +42,6 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
 using tensorflow::shape_inference::InferenceContext;
-
-// What sums accumulate in: float for bfloat16 (whose 8 significant bits would
-// lose most of a long sum), the type itself otherwise. Each bfloat16 result
-// is rounded once, when it is stored.
-template <typename T>
-struct Accumulator {
-  using type = T;
-};
-template <>
-struct Accumulator<tensorflow::bfloat16> {
-  using type = float;
-};
-template <typename T>
-using Acc = typename Accumulator<T>::type;
-
-struct Geometry {
-  int64_t batch, height, width, channels;
-  int64_t out_height, out_width;
-  int64_t kernel_size, stride, groups, group_channels;
-  int64_t pad_top, pad_left;
-  int64_t taps() const { return kernel_size * kernel_size; }
-};
 
 // Reads the attributes once per kernel instance.
 class InvolutionBase : public OpKernel {
@@ -125,270 +114,6 @@ class InvolutionBase : public OpKernel {
   int stride_ = 0;
   int groups_ = 0;
 };
-
-// Calls body(std::integral_constant<int64_t, CG>()) with the group's channel
-// count as a compile-time constant for the common sizes, so the channel loops
-// unroll into whole vector registers and the sums stay in registers; 0 means
-// "known only at run time" (a slower, general loop).
-template <typename Body>
-void WithGroupChannels(int64_t group_channels, Body body) {
-  switch (group_channels) {
-    case 1: return body(std::integral_constant<int64_t, 1>());
-    case 2: return body(std::integral_constant<int64_t, 2>());
-    case 3: return body(std::integral_constant<int64_t, 3>());
-    case 4: return body(std::integral_constant<int64_t, 4>());
-    case 8: return body(std::integral_constant<int64_t, 8>());
-    case 16: return body(std::integral_constant<int64_t, 16>());
-    case 32: return body(std::integral_constant<int64_t, 32>());
-    default: return body(std::integral_constant<int64_t, 0>());
-  }
-}
-
-// The taps of one axis that land inside the image, for output index `index`:
-// [first, last) with source = index * stride - pad + tap.
-struct TapRange {
-  int64_t first, last, source;
-};
-
-inline TapRange ForwardTaps(int64_t index, int64_t stride, int64_t pad, int64_t size,
-                            int64_t kernel_size) {
-  const int64_t source = index * stride - pad;
-  return {std::max<int64_t>(0, -source), std::min<int64_t>(kernel_size, size - source), source};
-}
-
-// Calls visit(b, rows, cols, position) for each output position of the
-// output rows [begin, end) (a row is one (b, i)), with the window's taps
-// that fall inside the input. A template, so the visit inlines.
-template <typename Visit>
-inline void ForEachOutput(const Geometry& g, int64_t begin, int64_t end, Visit&& visit) {
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / g.out_height, i = row % g.out_height;
-    const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
-    for (int64_t j = 0; j < g.out_width; ++j) {
-      const TapRange cols = ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
-      visit(b, rows, cols, row * g.out_width + j);
-    }
-  }
-}
-
-// Forward pass over output rows [begin, end).
-template <typename T, int64_t CG>
-void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
-  using A = Acc<T>;
-  const int64_t cg = CG ? CG : g.group_channels;
-  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
-  ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
-                                   int64_t position) {
-    const T* weights = k + position * g.taps() * g.groups;
-    T* out = y + position * g.channels;
-    for (int64_t group = 0; group < g.groups; ++group) {
-      A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-      A* sum = fixed;
-      if constexpr (CG == 0) {
-        std::fill(general.begin(), general.end(), A(0));
-        sum = general.data();
-      }
-      for (int64_t u = rows.first; u < rows.last; ++u) {
-        const T* in_row =
-            x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
-            group * cg;
-        const T* tap_row = weights + u * g.kernel_size * g.groups + group;
-        for (int64_t v = cols.first; v < cols.last; ++v) {
-          const A w = static_cast<A>(tap_row[v * g.groups]);
-          const T* in = in_row + v * g.channels;
-          for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += w * static_cast<A>(in[c]);
-        }
-      }
-      for (int64_t c = 0; c < (CG ? CG : cg); ++c) out[group * cg + c] = static_cast<T>(sum[c]);
-    }
-  });
-}
-
-// The (tap, output index) pairs whose window covers input index `index`.
-inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64_t out_size,
-                            int64_t* taps, int64_t* outputs) {
-  int64_t count = 0;
-  for (int64_t tap = 0; tap < g.kernel_size; ++tap) {
-    const int64_t scaled = index + pad - tap;
-    if (scaled < 0 || scaled % g.stride) continue;
-    const int64_t output = scaled / g.stride;
-    if (output >= out_size) continue;
-    taps[count] = tap;
-    outputs[count++] = output;
-  }
-  return count;
-}
-
-// Input gradient over input rows [begin, end): each value gathers from the
-// outputs whose windows cover it, so no two threads write the same value.
-template <typename T, int64_t CG>
-void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
-                   int64_t end) {
-  using A = Acc<T>;
-  const int64_t cg = CG ? CG : g.group_channels;
-  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
-  std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
-  std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / g.height, y = row % g.height;
-    const int64_t row_count =
-        CoveringTaps(y, g, g.pad_top, g.out_height, row_taps.data(), row_outputs.data());
-    for (int64_t x = 0; x < g.width; ++x) {
-      const int64_t col_count =
-          CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
-      T* out = dx + (row * g.width + x) * g.channels;
-      for (int64_t group = 0; group < g.groups; ++group) {
-        A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-        A* sum = fixed;
-        if constexpr (CG == 0) {
-          std::fill(general.begin(), general.end(), A(0));
-          sum = general.data();
-        }
-        for (int64_t r = 0; r < row_count; ++r) {
-          const int64_t out_row = (b * g.out_height + row_outputs[r]) * g.out_width;
-          for (int64_t q = 0; q < col_count; ++q) {
-            const int64_t position = out_row + col_outputs[q];
-            const A w = static_cast<A>(
-                k[(position * g.taps() + row_taps[r] * g.kernel_size + col_taps[q]) * g.groups +
-                  group]);
-            const T* upstream = dy + position * g.channels + group * cg;
-            for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-              sum[c] += w * static_cast<A>(upstream[c]);
-            }
-          }
-        }
-        for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-          out[group * cg + c] = static_cast<T>(sum[c]);
-        }
-      }
-    }
-  }
-}
-
-// Kernel gradient of one image, vectorized over output columns.
-//
-// dk[b, i, j, u*K + v, group] = sum_c dy[b, i, j, c] * x[b, i*s + u - pt, j*s + v - pl, c]
-// over the group's channels c. Summed per tap as a dot product over c, every
-// value would end in a horizontal sum across the vector. Instead the image's
-// input and upstream gradient are first copied channel-major (zero-padded,
-// and split into `stride` column phases so that every tap reads a contiguous
-// run of columns), and each (i, u) then accumulates a block of kColumns
-// output columns for all K taps v at once, in registers: one vector
-// multiply-add per channel and tap, no horizontal sums. The sum over c runs
-// in a fixed order, so results are the same on every run.
-// One vector register of floats: 16 with AVX-512 (the tuned build prefers
-// 512-bit vectors there), else 8 (AVX2), so the accumulators stay in registers.
-#ifdef __AVX512F__
-constexpr int64_t kColumns = 16;
-#else
-constexpr int64_t kColumns = 8;
-#endif
-
-inline int64_t RoundUp(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
-
-// The channel-major copies hold Acc<T> (float for bfloat16): converted once
-// while copied, so the inner loop is the float one.
-template <typename T, int64_t K>
-void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     std::vector<Acc<T>>& planes, std::vector<Acc<T>>& upstream) {
-  using A = Acc<T>;
-  const int64_t channels = g.channels, cg = g.group_channels, s = g.stride;
-  const int64_t k = K ? K : g.kernel_size;
-  const int64_t oh = g.out_height, ow = g.out_width;
-  const int64_t padded_ow = RoundUp(ow, kColumns);  // whole blocks: no tail loop
-  const int64_t rows = (oh - 1) * s + k;            // padded input rows every tap reads
-  const int64_t columns = padded_ow + (k - 1) / s;  // columns per phase
-  const int64_t plane = rows * s * columns;
-  // planes[c * plane + (y * s + phase) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
-  // copied in tiles of kColumns positions, so every channel's row is written a
-  // whole cache line at a time rather than one value per line.
-  planes.assign(channels * plane, A(0));
-  for (int64_t y = 0; y < rows; ++y) {
-    const int64_t source_y = y - g.pad_top;
-    if (source_y < 0 || source_y >= g.height) continue;
-    const T* image_row = x + (b * g.height + source_y) * g.width * channels;
-    for (int64_t phase = 0; phase < s; ++phase) {
-      // The columns q whose source q * s + phase - pl lies inside the image.
-      const int64_t first = std::max<int64_t>(0, (g.pad_left - phase + s - 1) / s);
-      const int64_t last = std::min<int64_t>(columns, (g.width + g.pad_left - phase + s - 1) / s);
-      A* plane_row = planes.data() + (y * s + phase) * columns;
-      for (int64_t q0 = first; q0 < last; q0 += kColumns) {
-        const int64_t count = std::min(kColumns, last - q0);
-        const T* in = image_row + (q0 * s + phase - g.pad_left) * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          A* out = plane_row + c * plane + q0;
-          for (int64_t qq = 0; qq < count; ++qq) {
-            out[qq] = static_cast<A>(in[qq * s * channels + c]);
-          }
-        }
-      }
-    }
-  }
-  // upstream[(c * oh + i) * padded_ow + j] = dy[b, i, j, c], in the same tiles.
-  upstream.assign(channels * oh * padded_ow, A(0));
-  for (int64_t i = 0; i < oh; ++i) {
-    const T* gradient_row = dy + (b * oh + i) * ow * channels;
-    for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
-      const int64_t count = std::min(kColumns, ow - j0);
-      for (int64_t c = 0; c < channels; ++c) {
-        A* out = upstream.data() + (c * oh + i) * padded_ow + j0;
-        for (int64_t jj = 0; jj < count; ++jj) {
-          out[jj] = static_cast<A>(gradient_row[(j0 + jj) * channels + c]);
-        }
-      }
-    }
-  }
-  constexpr int64_t kTaps = K ? K : 1;
-  const int64_t taps = K ? K : 1;  // general K: one tap per pass
-  // Row by row, every group: the row's slice of dk stays in cache while it fills.
-  for (int64_t i = 0; i < oh; ++i) {
-    for (int64_t group = 0; group < g.groups; ++group) {
-      for (int64_t u = 0; u < k; ++u) {
-        for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
-          const int64_t width = std::min(kColumns, ow - j0);
-          for (int64_t v0 = 0; v0 < k; v0 += taps) {
-            // Where tap v0 + t starts in a plane row: its column phase, then its shift.
-            int64_t offsets[kTaps];
-            for (int64_t t = 0; t < taps; ++t) {
-              offsets[t] = ((v0 + t) % s) * columns + (v0 + t) / s;
-            }
-            A sums[kTaps][kColumns] = {};
-            for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
-              const A* d = upstream.data() + (c * oh + i) * padded_ow + j0;
-              const A* row = planes.data() + c * plane + (i * s + u) * s * columns + j0;
-              for (int64_t t = 0; t < taps; ++t) {
-                const A* in = row + offsets[t];
-                // Across columns, not across channels: the compiler would
-                // otherwise vectorize the channel loop with strided gathers.
-#pragma omp simd
-                for (int64_t jj = 0; jj < kColumns; ++jj) sums[t][jj] += d[jj] * in[jj];
-              }
-            }
-            T* out =
-                dk + ((b * oh + i) * ow + j0) * g.taps() * g.groups + u * k * g.groups + group;
-            for (int64_t jj = 0; jj < width; ++jj) {
-              for (int64_t t = 0; t < taps; ++t) {
-                out[jj * g.taps() * g.groups + (v0 + t) * g.groups] = static_cast<T>(sums[t][jj]);
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-// Calls body(std::integral_constant<int64_t, K>()) with the kernel size as a
-// compile-time constant for the common sizes (0: general, slower).
-template <typename Body>
-void WithKernelSize(int64_t kernel_size, Body body) {
-  switch (kernel_size) {
-    case 3: return body(std::integral_constant<int64_t, 3>());
-    case 5: return body(std::integral_constant<int64_t, 5>());
-    case 7: return body(std::integral_constant<int64_t, 7>());
-    default: return body(std::integral_constant<int64_t, 0>());
-  }
-}
 
 template <typename T>
 class InvolutionOp : public InvolutionBase {
