@@ -29,6 +29,10 @@ SHAPES = [
     (1, 5, 19, 32, 7, 1, 2),
     (2, 8, 35, 32, 3, 2, 2),
     (1, 6, 5, 6, 5, 3, 2),
+    # Groups filling whole vectors, more than one block of them (13 groups of
+    # 16 channels; 3 of 32), and a kernel gradient of 13 * 9 rows per column.
+    (1, 4, 18, 208, 3, 2, 13),
+    (1, 5, 6, 96, 5, 1, 3),
 ]
 
 
@@ -84,16 +88,53 @@ def test_unknown_implementation_is_refused():
         involution(tf.zeros((1, 4, 4, 2)), tf.zeros((1, 4, 4, 9, 1)), 3, implementation="fast")
 
 
+FLOAT32_EPS = 2.0**-24
+
+
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-def test_op_float32_close_to_reference(implementation):
-    shape = (2, 6, 6, 8, 3, 1, 2)
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 6, 6, 8, 3, 1, 2), (2, 7, 35, 64, 7, 1, 4), (1, 6, 18, 208, 3, 2, 13)],
+    ids=str,
+)
+def test_op_and_both_gradients_in_float32(shape, implementation):
+    """Float32, the dtype users train in, through every code path of the native
+    kernel (vector blocks, transposed kernel-gradient blocks and their tails).
+
+    A sum of n float32 products, however ordered, is within n * 2^-24 of
+    the sum of their magnitudes: the bound, with n the longest sum (the
+    kernel gradient's, over a group's channels; the others', over K*K taps).
+    """
     x, kernel = random_case(shape, seed=3)
-    x_t, kernel_t = tf.constant(x, tf.float32), tf.constant(kernel, tf.float32)
-    actual = involution(x_t, kernel_t, 3, 1, 2, implementation)
-    assert actual.dtype == tf.float32
-    np.testing.assert_allclose(
-        actual.numpy(), involution_reference(x, kernel, 3, 1, 2), rtol=1e-4, atol=1e-4
+    _, _, _, channels, kernel_size, stride, groups = shape
+    upstream = np.random.default_rng(6).normal(
+        size=involution_reference(x, kernel, kernel_size, stride, groups).shape
     )
+    x32, kernel32, upstream32 = (
+        a.astype(np.float32).astype(np.float64) for a in (x, kernel, upstream)
+    )
+    exact = (
+        involution_reference(x32, kernel32, kernel_size, stride, groups),
+        *involution_gradients_reference(x32, kernel32, upstream32, kernel_size, stride, groups),
+    )
+    magnitudes = (
+        involution_reference(abs(x32), abs(kernel32), kernel_size, stride, groups),
+        *involution_gradients_reference(
+            abs(x32), abs(kernel32), abs(upstream32), kernel_size, stride, groups
+        ),
+    )
+    x_t, kernel_t = tf.constant(x, tf.float32), tf.constant(kernel, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([x_t, kernel_t])
+        actual = involution(x_t, kernel_t, kernel_size, stride, groups, implementation)
+    grads = tape.gradient(
+        actual, [x_t, kernel_t], output_gradients=tf.constant(upstream32, tf.float32)
+    )
+    assert actual.dtype == tf.float32
+    terms = max(kernel_size**2, channels // groups) + 1
+    for value, expected, magnitude in zip((actual, *grads), exact, magnitudes, strict=True):
+        error = np.abs(value.numpy().astype(np.float64) - expected)
+        assert np.all(error <= terms * FLOAT32_EPS * magnitude + 1e-30)
 
 
 BF16_EPS = 2.0**-8  # bfloat16 keeps 8 significant bits: one rounding is within this

@@ -15,6 +15,10 @@
 #include <type_traits>
 #include <vector>
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 namespace invbench {
 
 // What sums accumulate in: the type itself, unless specialized (the op file
@@ -34,6 +38,87 @@ struct Geometry {
   int64_t taps() const { return kernel_size * kernel_size; }
 };
 
+// Vectors of 64 bytes through the compilers' vector extension (GCC, Clang):
+// one AVX-512 register, two AVX2 ones, scalar code elsewhere. The hottest
+// loops name the values that share a register rather than leave it to the
+// auto-vectorizer, which turned sums over several groups into gathers.
+template <typename A>
+struct Vector {
+  static constexpr int64_t kLanes = 64 / sizeof(A);
+  typedef A type __attribute__((vector_size(64)));
+};
+
+// Whether a group of CG channels fills whole vectors of A: then every vector
+// of channels shares one kernel weight, a broadcast.
+template <typename A, int64_t CG>
+constexpr bool kWholeVectors = CG != 0 && CG % Vector<A>::kLanes == 0;
+
+template <typename A, typename T>
+inline typename Vector<A>::type LoadVector(const T* source) {
+  typename Vector<A>::type v;
+  if constexpr (std::is_same_v<A, T>) {
+    std::memcpy(&v, source, sizeof(v));
+  } else {
+    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) v[lane] = static_cast<A>(source[lane]);
+  }
+  return v;
+}
+
+template <typename A, typename T>
+inline void StoreVector(T* target, const typename Vector<A>::type& v) {
+  if constexpr (std::is_same_v<A, T>) {
+    std::memcpy(target, &v, sizeof(v));
+  } else {
+    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) target[lane] = static_cast<T>(v[lane]);
+  }
+}
+
+// The most vectors of sums one block keeps in registers (8 of AVX-512's 32).
+// Several independent sums also let the multiply-adds overlap: a single one
+// would wait on the adder's latency at every term.
+constexpr int64_t kBlockVectors = 8;
+
+// Calls body(first, n) for blocks covering [first, count), n an integral
+// constant: blocks of N, then of N/2, ..., 1, at most one of each, so every
+// block's loops unroll fully.
+template <int64_t N, typename Body>
+inline void RemainingBlocks(int64_t first, int64_t count, Body& body) {
+  if (first + N <= count) {
+    body(first, std::integral_constant<int64_t, N>());
+    first += N;
+  }
+  if constexpr (N > 1) RemainingBlocks<N / 2>(first, count, body);
+}
+
+// Calls body(first, n) for blocks of n vectors covering [0, count) vectors:
+// whole blocks of kBlockVectors, then the rest in halving powers of two.
+template <typename Body>
+inline void ForEachVectorBlock(int64_t count, Body&& body) {
+  int64_t first = 0;
+  for (; first + kBlockVectors <= count; first += kBlockVectors) {
+    body(first, std::integral_constant<int64_t, kBlockVectors>());
+  }
+  RemainingBlocks<kBlockVectors / 2>(first, count, body);
+}
+
+// Sums over a window for NV vectors of channels from channel c0, when groups
+// fill whole vectors: sums[n] += w[group of vector n] * in[c0 + n * lanes ...]
+// for every term that `terms(add)` passes as add(w, in), w pointing at the
+// weight of c0's group and in at channel c0. Stored into out (at c0).
+template <typename T, int64_t CG, int64_t NV, typename Terms>
+inline void SumVectors(T* out, Terms&& terms) {
+  using A = Acc<T>;
+  using V = typename Vector<A>::type;
+  constexpr int64_t L = Vector<A>::kLanes;
+  V sums[NV] = {};
+  terms([&](const T* w, const T* in) {
+    for (int64_t n = 0; n < NV; ++n) {
+      sums[n] += LoadVector<A>(in + n * L) * static_cast<A>(w[n * L / CG]);
+    }
+  });
+  for (int64_t n = 0; n < NV; ++n) StoreVector<A>(out + n * L, sums[n]);
+}
+
 // Calls body(std::integral_constant<int64_t, CG>()) with the group's channel
 // count as a compile-time constant for the common sizes, so the channel loops
 // unroll into whole vector registers and the sums stay in registers; 0 means
@@ -48,6 +133,7 @@ void WithGroupChannels(int64_t group_channels, Body body) {
     case 8: return body(std::integral_constant<int64_t, 8>());
     case 16: return body(std::integral_constant<int64_t, 16>());
     case 32: return body(std::integral_constant<int64_t, 32>());
+    case 64: return body(std::integral_constant<int64_t, 64>());
     default: return body(std::integral_constant<int64_t, 0>());
   }
 }
@@ -89,25 +175,42 @@ void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin,
                                    int64_t position) {
     const T* weights = k + position * g.taps() * g.groups;
     T* out = y + position * g.channels;
-    for (int64_t group = 0; group < g.groups; ++group) {
-      A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-      A* sum = fixed;
-      if constexpr (CG == 0) {
-        std::fill(general.begin(), general.end(), A(0));
-        sum = general.data();
-      }
+    // The window's taps, each as add(weights of its groups, its input pixel).
+    auto window = [&](auto&& add) {
       for (int64_t u = rows.first; u < rows.last; ++u) {
         const T* in_row =
-            x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels +
-            group * cg;
-        const T* tap_row = weights + u * g.kernel_size * g.groups + group;
+            x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels;
+        const T* tap_row = weights + u * g.kernel_size * g.groups;
         for (int64_t v = cols.first; v < cols.last; ++v) {
-          const A w = static_cast<A>(tap_row[v * g.groups]);
-          const T* in = in_row + v * g.channels;
-          for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += w * static_cast<A>(in[c]);
+          add(tap_row + v * g.groups, in_row + v * g.channels);
         }
       }
-      for (int64_t c = 0; c < (CG ? CG : cg); ++c) out[group * cg + c] = static_cast<T>(sum[c]);
+    };
+    if constexpr (kWholeVectors<A, CG>) {
+      constexpr int64_t L = Vector<A>::kLanes;
+      ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
+        const int64_t c0 = first * L;
+        SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
+          window([&](const T* w, const T* in) { add(w + c0 / CG, in + c0); });
+        });
+      });
+    } else {
+      for (int64_t group = 0; group < g.groups; ++group) {
+        A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
+        A* sum = fixed;
+        if constexpr (CG == 0) {
+          std::fill(general.begin(), general.end(), A(0));
+          sum = general.data();
+        }
+        window([&](const T* w, const T* in_pixel) {
+          const A weight = static_cast<A>(w[group]);
+          const T* in = in_pixel + group * cg;
+          for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * static_cast<A>(in[c]);
+        });
+        for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
+          out[group * cg + c] = static_cast<T>(sum[c]);
+        }
+      }
     }
   });
 }
@@ -145,28 +248,44 @@ void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t be
       const int64_t col_count =
           CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
       T* out = dx + (row * g.width + x) * g.channels;
-      for (int64_t group = 0; group < g.groups; ++group) {
-        A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-        A* sum = fixed;
-        if constexpr (CG == 0) {
-          std::fill(general.begin(), general.end(), A(0));
-          sum = general.data();
-        }
+      // The covering outputs, each as add(its tap's weights of every group, its gradient).
+      auto covering = [&](auto&& add) {
         for (int64_t r = 0; r < row_count; ++r) {
           const int64_t out_row = (b * g.out_height + row_outputs[r]) * g.out_width;
+          const int64_t tap_row = row_taps[r] * g.kernel_size;
           for (int64_t q = 0; q < col_count; ++q) {
             const int64_t position = out_row + col_outputs[q];
-            const A w = static_cast<A>(
-                k[(position * g.taps() + row_taps[r] * g.kernel_size + col_taps[q]) * g.groups +
-                  group]);
-            const T* upstream = dy + position * g.channels + group * cg;
-            for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-              sum[c] += w * static_cast<A>(upstream[c]);
-            }
+            add(k + (position * g.taps() + tap_row + col_taps[q]) * g.groups,
+                dy + position * g.channels);
           }
         }
-        for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-          out[group * cg + c] = static_cast<T>(sum[c]);
+      };
+      if constexpr (kWholeVectors<A, CG>) {
+        constexpr int64_t L = Vector<A>::kLanes;
+        ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
+          const int64_t c0 = first * L;
+          SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
+            covering([&](const T* w, const T* upstream) { add(w + c0 / CG, upstream + c0); });
+          });
+        });
+      } else {
+        for (int64_t group = 0; group < g.groups; ++group) {
+          A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
+          A* sum = fixed;
+          if constexpr (CG == 0) {
+            std::fill(general.begin(), general.end(), A(0));
+            sum = general.data();
+          }
+          covering([&](const T* w, const T* upstream_pixel) {
+            const A weight = static_cast<A>(w[group]);
+            const T* upstream = upstream_pixel + group * cg;
+            for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
+              sum[c] += weight * static_cast<A>(upstream[c]);
+            }
+          });
+          for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
+            out[group * cg + c] = static_cast<T>(sum[c]);
+          }
         }
       }
     }
@@ -194,23 +313,91 @@ constexpr int64_t kColumns = 8;
 
 inline int64_t RoundUp(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
+#ifdef __AVX512F__
+// Transposes 16 vectors of 16 floats in registers (rows[q][l] -> rows[l][q]):
+// 64 shuffles for 256 values, where moving them one by one takes 256 stores.
+inline void Transpose16(__m512* rows) {
+  __m512 t[16];
+  for (int q = 0; q < 16; q += 2) {
+    t[q] = _mm512_unpacklo_ps(rows[q], rows[q + 1]);
+    t[q + 1] = _mm512_unpackhi_ps(rows[q], rows[q + 1]);
+  }
+  for (int q = 0; q < 16; q += 4) {
+    const __m512d a = _mm512_castps_pd(t[q]), b = _mm512_castps_pd(t[q + 1]);
+    const __m512d c = _mm512_castps_pd(t[q + 2]), d = _mm512_castps_pd(t[q + 3]);
+    rows[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    rows[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    rows[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    rows[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int q = 0; q < 16; q += 8) {
+    for (int r = 0; r < 4; ++r) {
+      t[q + r] = _mm512_shuffle_f32x4(rows[q + r], rows[q + r + 4], 0x88);
+      t[q + r + 4] = _mm512_shuffle_f32x4(rows[q + r], rows[q + r + 4], 0xdd);
+    }
+  }
+  for (int r = 0; r < 8; ++r) {
+    rows[r] = _mm512_shuffle_f32x4(t[r], t[r + 8], 0x88);
+    rows[r + 8] = _mm512_shuffle_f32x4(t[r], t[r + 8], 0xdd);
+  }
+}
+#endif
+
+// out[jj * count + r] = block[r * kColumns + jj] for r < count and jj < width:
+// a block of kColumns columns, one row per (tap, group), turned into the
+// kernel layout, where each column's count values are contiguous.
+template <typename A, typename T>
+inline void StoreTransposed(const A* block, int64_t count, int64_t width, T* out) {
+  int64_t r0 = 0;
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<A, float> && kColumns == 16) {
+    for (; r0 + 16 <= count; r0 += 16) {
+      __m512 rows[16];
+      for (int q = 0; q < 16; ++q) rows[q] = _mm512_loadu_ps(block + (r0 + q) * kColumns);
+      Transpose16(rows);
+      for (int64_t jj = 0; jj < width; ++jj) {
+        typename Vector<A>::type column;
+        std::memcpy(&column, &rows[jj], sizeof(column));
+        StoreVector<A>(out + jj * count + r0, column);
+      }
+    }
+  }
+#endif
+  for (; r0 < count; ++r0) {
+    for (int64_t jj = 0; jj < width; ++jj) {
+      out[jj * count + r0] = static_cast<T>(block[r0 * kColumns + jj]);
+    }
+  }
+}
+
+// What one thread's kernel gradients reuse from image to image.
+template <typename A>
+struct KernelGradScratch {
+  std::vector<A> planes, upstream, block;
+  std::vector<unsigned char> staging;  // a block of the result, in its own type
+};
+
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
 // while copied, so the inner loop is the float one.
 template <typename T, int64_t K>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     std::vector<Acc<T>>& planes, std::vector<Acc<T>>& upstream) {
+                     KernelGradScratch<Acc<T>>& scratch) {
   using A = Acc<T>;
+  std::vector<A>& planes = scratch.planes;
+  std::vector<A>& upstream = scratch.upstream;
   const int64_t channels = g.channels, cg = g.group_channels, s = g.stride;
   const int64_t k = K ? K : g.kernel_size;
   const int64_t oh = g.out_height, ow = g.out_width;
   const int64_t padded_ow = RoundUp(ow, kColumns);  // whole blocks: no tail loop
   const int64_t rows = (oh - 1) * s + k;            // padded input rows every tap reads
   const int64_t columns = padded_ow + (k - 1) / s;  // columns per phase
-  const int64_t plane = rows * s * columns;
-  // planes[c * plane + (y * s + phase) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
+  // planes[((y * s + phase) * channels + c) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
   // copied in tiles of kColumns positions, so every channel's row is written a
-  // whole cache line at a time rather than one value per line.
-  planes.assign(channels * plane, A(0));
+  // whole cache line at a time rather than one value per line. A row's
+  // channels lie next to each other: far apart, at strides of 4 KiB, they
+  // would compete for the same few L1 cache sets.
+  const int64_t phase_stride = channels * columns;
+  planes.assign(rows * s * phase_stride, A(0));
   for (int64_t y = 0; y < rows; ++y) {
     const int64_t source_y = y - g.pad_top;
     if (source_y < 0 || source_y >= g.height) continue;
@@ -219,12 +406,12 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       // The columns q whose source q * s + phase - pl lies inside the image.
       const int64_t first = std::max<int64_t>(0, (g.pad_left - phase + s - 1) / s);
       const int64_t last = std::min<int64_t>(columns, (g.width + g.pad_left - phase + s - 1) / s);
-      A* plane_row = planes.data() + (y * s + phase) * columns;
+      A* plane_row = planes.data() + (y * s + phase) * phase_stride;
       for (int64_t q0 = first; q0 < last; q0 += kColumns) {
         const int64_t count = std::min(kColumns, last - q0);
         const T* in = image_row + (q0 * s + phase - g.pad_left) * channels;
         for (int64_t c = 0; c < channels; ++c) {
-          A* out = plane_row + c * plane + q0;
+          A* out = plane_row + c * columns + q0;
           for (int64_t qq = 0; qq < count; ++qq) {
             out[qq] = static_cast<A>(in[qq * s * channels + c]);
           }
@@ -232,14 +419,14 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       }
     }
   }
-  // upstream[(c * oh + i) * padded_ow + j] = dy[b, i, j, c], in the same tiles.
+  // upstream[(i * channels + c) * padded_ow + j] = dy[b, i, j, c], in the same tiles.
   upstream.assign(channels * oh * padded_ow, A(0));
   for (int64_t i = 0; i < oh; ++i) {
     const T* gradient_row = dy + (b * oh + i) * ow * channels;
     for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
       const int64_t count = std::min(kColumns, ow - j0);
       for (int64_t c = 0; c < channels; ++c) {
-        A* out = upstream.data() + (c * oh + i) * padded_ow + j0;
+        A* out = upstream.data() + (i * channels + c) * padded_ow + j0;
         for (int64_t jj = 0; jj < count; ++jj) {
           out[jj] = static_cast<A>(gradient_row[(j0 + jj) * channels + c]);
         }
@@ -248,22 +435,27 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   }
   constexpr int64_t kTaps = K ? K : 1;
   const int64_t taps = K ? K : 1;  // general K: one tap per pass
-  // Row by row, every group: the row's slice of dk stays in cache while it fills.
+  // The sums of a block of kColumns output columns, one row of them per
+  // (tap, group), written out transposed once the block is whole.
+  const int64_t count = g.taps() * g.groups;
+  scratch.block.resize(count * kColumns);
+  scratch.staging.resize(count * kColumns * sizeof(T));
+  A* block = scratch.block.data();
+  T* staging = reinterpret_cast<T*>(scratch.staging.data());
   for (int64_t i = 0; i < oh; ++i) {
-    for (int64_t group = 0; group < g.groups; ++group) {
-      for (int64_t u = 0; u < k; ++u) {
-        for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
-          const int64_t width = std::min(kColumns, ow - j0);
+    for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
+      for (int64_t group = 0; group < g.groups; ++group) {
+        for (int64_t u = 0; u < k; ++u) {
           for (int64_t v0 = 0; v0 < k; v0 += taps) {
             // Where tap v0 + t starts in a plane row: its column phase, then its shift.
             int64_t offsets[kTaps];
             for (int64_t t = 0; t < taps; ++t) {
-              offsets[t] = ((v0 + t) % s) * columns + (v0 + t) / s;
+              offsets[t] = ((v0 + t) % s) * phase_stride + (v0 + t) / s;
             }
             A sums[kTaps][kColumns] = {};
             for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
-              const A* d = upstream.data() + (c * oh + i) * padded_ow + j0;
-              const A* row = planes.data() + c * plane + (i * s + u) * s * columns + j0;
+              const A* d = upstream.data() + (i * channels + c) * padded_ow + j0;
+              const A* row = planes.data() + (i * s + u) * s * phase_stride + c * columns + j0;
               for (int64_t t = 0; t < taps; ++t) {
                 const A* in = row + offsets[t];
                 // Across columns, not across channels: the compiler would
@@ -272,16 +464,19 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
                 for (int64_t jj = 0; jj < kColumns; ++jj) sums[t][jj] += d[jj] * in[jj];
               }
             }
-            T* out =
-                dk + ((b * oh + i) * ow + j0) * g.taps() * g.groups + u * k * g.groups + group;
-            for (int64_t jj = 0; jj < width; ++jj) {
-              for (int64_t t = 0; t < taps; ++t) {
-                out[jj * g.taps() * g.groups + (v0 + t) * g.groups] = static_cast<T>(sums[t][jj]);
-              }
+            for (int64_t t = 0; t < taps; ++t) {
+              std::memcpy(block + ((u * k + v0 + t) * g.groups + group) * kColumns, sums[t],
+                          sizeof(sums[t]));
             }
           }
         }
       }
+      // Through a staging copy in cache: the transposed vectors land 4 * count
+      // bytes apart, mostly across cache-line boundaries, which in the output
+      // would cost two line fills per store; the copy out is one sequential run.
+      const int64_t width = std::min(kColumns, ow - j0);
+      StoreTransposed(block, count, width, staging);
+      std::memcpy(dk + ((b * oh + i) * ow + j0) * count, staging, width * count * sizeof(T));
     }
   }
 }

@@ -176,9 +176,9 @@ class InvolutionGradOp : public InvolutionBase {
       const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
       WithKernelSize(g.kernel_size, [&](auto constant) {
         ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-          std::vector<Acc<T>> planes, upstream;
+          invbench::KernelGradScratch<Acc<T>> scratch;
           for (int64_t b = begin; b < end; ++b) {
-            KernelGradImage<T, decltype(constant)::value>(g, dy, other, out, b, planes, upstream);
+            KernelGradImage<T, decltype(constant)::value>(g, dy, other, out, b, scratch);
           }
         });
       });
