@@ -165,12 +165,41 @@ inline void ForEachOutput(const Geometry& g, int64_t begin, int64_t end, Visit&&
   }
 }
 
+// The sums of one window for every group, stored into out (a pixel's
+// channels): out[c] = sum over the window's terms of w[group of c] * in[c],
+// for every term that `terms(add)` passes as add(w, in), w pointing at the
+// term's weights of all groups and in at its pixel's channels.
+template <typename T, int64_t CG, typename Terms>
+inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms) {
+  using A = Acc<T>;
+  if constexpr (kWholeVectors<A, CG>) {
+    constexpr int64_t L = Vector<A>::kLanes;
+    ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
+      const int64_t c0 = first * L;
+      SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
+        terms([&](const T* w, const T* in) { add(w + c0 / CG, in + c0); });
+      });
+    });
+  } else {
+    const int64_t cg = CG ? CG : g.group_channels;
+    for (int64_t group = 0; group < g.groups; ++group) {
+      A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
+      A* sum = CG ? fixed : general;
+      if constexpr (CG == 0) std::fill(general, general + cg, A(0));
+      terms([&](const T* w, const T* pixel) {
+        const A weight = static_cast<A>(w[group]);
+        const T* in = pixel + group * cg;
+        for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * static_cast<A>(in[c]);
+      });
+      for (int64_t c = 0; c < (CG ? CG : cg); ++c) out[group * cg + c] = static_cast<T>(sum[c]);
+    }
+  }
+}
+
 // Forward pass over output rows [begin, end).
 template <typename T, int64_t CG>
 void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
-  using A = Acc<T>;
-  const int64_t cg = CG ? CG : g.group_channels;
-  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
+  std::vector<Acc<T>> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
   ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
                                    int64_t position) {
     const T* weights = k + position * g.taps() * g.groups;
@@ -186,32 +215,7 @@ void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin,
         }
       }
     };
-    if constexpr (kWholeVectors<A, CG>) {
-      constexpr int64_t L = Vector<A>::kLanes;
-      ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
-        const int64_t c0 = first * L;
-        SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
-          window([&](const T* w, const T* in) { add(w + c0 / CG, in + c0); });
-        });
-      });
-    } else {
-      for (int64_t group = 0; group < g.groups; ++group) {
-        A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-        A* sum = fixed;
-        if constexpr (CG == 0) {
-          std::fill(general.begin(), general.end(), A(0));
-          sum = general.data();
-        }
-        window([&](const T* w, const T* in_pixel) {
-          const A weight = static_cast<A>(w[group]);
-          const T* in = in_pixel + group * cg;
-          for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * static_cast<A>(in[c]);
-        });
-        for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-          out[group * cg + c] = static_cast<T>(sum[c]);
-        }
-      }
-    }
+    SumWindow<T, CG>(g, general.data(), out, window);
   });
 }
 
@@ -235,9 +239,7 @@ inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64
 template <typename T, int64_t CG>
 void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
                    int64_t end) {
-  using A = Acc<T>;
-  const int64_t cg = CG ? CG : g.group_channels;
-  std::vector<A> general(CG ? 0 : cg);  // the sums of a run-time group size
+  std::vector<Acc<T>> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
   std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
   std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
   for (int64_t row = begin; row < end; ++row) {
@@ -260,34 +262,7 @@ void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t be
           }
         }
       };
-      if constexpr (kWholeVectors<A, CG>) {
-        constexpr int64_t L = Vector<A>::kLanes;
-        ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
-          const int64_t c0 = first * L;
-          SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
-            covering([&](const T* w, const T* upstream) { add(w + c0 / CG, upstream + c0); });
-          });
-        });
-      } else {
-        for (int64_t group = 0; group < g.groups; ++group) {
-          A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
-          A* sum = fixed;
-          if constexpr (CG == 0) {
-            std::fill(general.begin(), general.end(), A(0));
-            sum = general.data();
-          }
-          covering([&](const T* w, const T* upstream_pixel) {
-            const A weight = static_cast<A>(w[group]);
-            const T* upstream = upstream_pixel + group * cg;
-            for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-              sum[c] += weight * static_cast<A>(upstream[c]);
-            }
-          });
-          for (int64_t c = 0; c < (CG ? CG : cg); ++c) {
-            out[group * cg + c] = static_cast<T>(sum[c]);
-          }
-        }
-      }
+      SumWindow<T, CG>(g, general.data(), out, covering);
     }
   }
 }
