@@ -309,7 +309,12 @@ def _with_implementation(name: str) -> Callable[..., tf.Tensor]:
 
 
 def _wait(result: object) -> None:
-    """Block until a result is computed (eager ops can return before they finish)."""
+    """Block until a result is computed (eager ops can return before they finish).
+
+    Reads back one value of each tensor, not all of it: copying a whole
+    result into NumPy is work no training step does, and at RedNet's shape it
+    took 16 ms (0.4 of the native kernel's forward and backward) on a 2-core Xeon.
+    """
     for tensor in tf.nest.flatten(result):
-        if hasattr(tensor, "numpy"):
-            tensor.numpy()
+        if isinstance(tensor, tf.Tensor):
+            tf.reshape(tensor, [-1])[:1].numpy()
