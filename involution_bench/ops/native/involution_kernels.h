@@ -53,13 +53,45 @@ struct Vector {
 template <typename A, int64_t CG>
 constexpr bool kWholeVectors = CG != 0 && CG % Vector<A>::kLanes == 0;
 
+// Whether T holds bfloat16 bits (the op file says so of tensorflow::bfloat16):
+// such values widen to float exactly by a 16-bit shift, which vector code
+// can do many at a time.
+template <typename T>
+struct IsBfloat16 : std::false_type {};
+
+template <typename A, typename T>
+constexpr bool kBfloat16Floats = std::is_same_v<A, float> && IsBfloat16<T>::value;
+
+// One value widened to A (bfloat16 by its bits, which compilers inline).
+template <typename A, typename T>
+inline A Widen(const T& value) {
+  if constexpr (kBfloat16Floats<A, T>) {
+    uint16_t half;
+    std::memcpy(&half, &value, sizeof(half));
+    const uint32_t bits = static_cast<uint32_t>(half) << 16;
+    A widened;
+    std::memcpy(&widened, &bits, sizeof(widened));
+    return widened;
+  } else {
+    return static_cast<A>(value);
+  }
+}
+
 template <typename A, typename T>
 inline typename Vector<A>::type LoadVector(const T* source) {
   typename Vector<A>::type v;
   if constexpr (std::is_same_v<A, T>) {
     std::memcpy(&v, source, sizeof(v));
+#ifdef __AVX512F__
+  } else if constexpr (kBfloat16Floats<A, T>) {
+    // One zero-extending load and one shift: converting value by value costs
+    // several shuffles per vector on the port the multiply-adds also need.
+    const __m512i bits = _mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(source))), 16);
+    std::memcpy(&v, &bits, sizeof(v));
+#endif
   } else {
-    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) v[lane] = static_cast<A>(source[lane]);
+    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) v[lane] = Widen<A>(source[lane]);
   }
   return v;
 }
@@ -111,9 +143,9 @@ inline void SumVectors(T* out, Terms&& terms) {
   using V = typename Vector<A>::type;
   constexpr int64_t L = Vector<A>::kLanes;
   V sums[NV] = {};
-  terms([&](const T* w, const T* in) {
+  terms([&](const auto* w, const T* in) {
     for (int64_t n = 0; n < NV; ++n) {
-      sums[n] += LoadVector<A>(in + n * L) * static_cast<A>(w[n * L / CG]);
+      sums[n] += LoadVector<A>(in + n * L) * Widen<A>(w[n * L / CG]);
     }
   });
   for (int64_t n = 0; n < NV; ++n) StoreVector<A>(out + n * L, sums[n]);
@@ -177,7 +209,7 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
     ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
       const int64_t c0 = first * L;
       SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
-        terms([&](const T* w, const T* in) { add(w + c0 / CG, in + c0); });
+        terms([&](const auto* w, const T* in) { add(w + c0 / CG, in + c0); });
       });
     });
   } else {
@@ -186,8 +218,8 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
       A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
       A* sum = CG ? fixed : general;
       if constexpr (CG == 0) std::fill(general, general + cg, A(0));
-      terms([&](const T* w, const T* pixel) {
-        const A weight = static_cast<A>(w[group]);
+      terms([&](const auto* w, const T* pixel) {
+        const A weight = Widen<A>(w[group]);
         const T* in = pixel + group * cg;
         for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * static_cast<A>(in[c]);
       });
@@ -199,17 +231,34 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
 // Forward pass over output rows [begin, end).
 template <typename T, int64_t CG>
 void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
-  std::vector<Acc<T>> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
+  using A = Acc<T>;
+  std::vector<A> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
+  // A window's weights widened to A once (bfloat16), rather than once per use.
+  std::vector<A> widened(std::is_same_v<A, T> ? 0 : g.taps() * g.groups);
   ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
                                    int64_t position) {
-    const T* weights = k + position * g.taps() * g.groups;
+    const auto* weights = [&] {
+      const T* stored = k + position * g.taps() * g.groups;
+      if constexpr (std::is_same_v<A, T>) {
+        return stored;
+      } else {
+        constexpr int64_t L = Vector<A>::kLanes;
+        const int64_t count = g.taps() * g.groups, whole = count / L * L;
+        for (int64_t i = 0; i < whole; i += L) {
+          const typename Vector<A>::type v = LoadVector<A>(stored + i);
+          std::memcpy(widened.data() + i, &v, sizeof(v));
+        }
+        for (int64_t i = whole; i < count; ++i) widened[i] = Widen<A>(stored[i]);
+        return static_cast<const A*>(widened.data());
+      }
+    }();
     T* out = y + position * g.channels;
     // The window's taps, each as add(weights of its groups, its input pixel).
     auto window = [&](auto&& add) {
       for (int64_t u = rows.first; u < rows.last; ++u) {
         const T* in_row =
             x + ((b * g.height + rows.source + u) * g.width + cols.source) * g.channels;
-        const T* tap_row = weights + u * g.kernel_size * g.groups;
+        const auto* tap_row = weights + u * g.kernel_size * g.groups;
         for (int64_t v = cols.first; v < cols.last; ++v) {
           add(tap_row + v * g.groups, in_row + v * g.channels);
         }
@@ -388,7 +437,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
         for (int64_t c = 0; c < channels; ++c) {
           A* out = plane_row + c * columns + q0;
           for (int64_t qq = 0; qq < count; ++qq) {
-            out[qq] = static_cast<A>(in[qq * s * channels + c]);
+            out[qq] = Widen<A>(in[qq * s * channels + c]);
           }
         }
       }
@@ -403,7 +452,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       for (int64_t c = 0; c < channels; ++c) {
         A* out = upstream.data() + (i * channels + c) * padded_ow + j0;
         for (int64_t jj = 0; jj < count; ++jj) {
-          out[jj] = static_cast<A>(gradient_row[(j0 + jj) * channels + c]);
+          out[jj] = Widen<A>(gradient_row[(j0 + jj) * channels + c]);
         }
       }
     }

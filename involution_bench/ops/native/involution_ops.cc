@@ -23,6 +23,8 @@ template <>
 struct invbench::Accumulator<tensorflow::bfloat16> {
   using type = float;
 };
+template <>
+struct invbench::IsBfloat16<tensorflow::bfloat16> : std::true_type {};
 
 namespace {
 
