@@ -17,6 +17,7 @@ from involution_bench.attention_bench import AttentionShape, article_attention
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
 from involution_bench.flops import layer_costs, total_macs
+from involution_bench.layer_bench import bench_layers
 from involution_bench.models import build_model
 
 runner = CliRunner()
@@ -169,3 +170,39 @@ def test_op_table_in_bfloat16_moves_half_the_bytes():
         shape = TINY if timing.shape == "tiny" else TINY_ATTENTION
         expected = shape.minimum_bytes(2) / (timing.milliseconds / 1e3) / 1e9
         assert timing.gigabytes_per_second == pytest.approx(expected)
+
+
+def test_layer_table_times_every_single_input_layer_and_shares_sum_to_one():
+    config = config_from_dict(tiny_config())
+    timings = bench_layers(config, repeats=2, warmup=1)
+    model = build_model(config.layers, config.model.input_shape)
+    costs = {cost.kind: cost.macs for cost in layer_costs(model)}
+    single_input = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer.input, list) and type(layer).__name__ != "InputLayer"
+    ]
+    assert [timing.kind for timing in timings] == [type(layer).__name__ for layer in single_input]
+    assert all(timing.milliseconds > 0 for timing in timings)
+    assert sum(timing.share for timing in timings) == pytest.approx(1.0)
+    involution = next(timing for timing in timings if timing.kind == "Involution")
+    assert involution.macs_per_image == costs["Involution"] > 0
+    assert involution.input_shape == (32, 32, 3)
+
+
+def test_layer_table_runs_in_mixed_precision():
+    config = config_from_dict(tiny_config(precision="mixed_bfloat16"))
+    timings = bench_layers(config, repeats=1, warmup=1)
+    assert {timing.kind for timing in timings} >= {"Involution"}
+
+
+def test_cli_bench_layers_says_where_the_step_goes(write_config):
+    path = write_config(yaml.safe_load(yaml.safe_dump(tiny_config())))
+    result = runner.invoke(app, ["bench", "layers", "-c", str(path), "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ms (fwd+bwd)" in result.stdout and "Involution" in result.stdout
+    assert "tiny: " in result.stdout and "ms over its layers: " in result.stdout
+    rows = json.loads(
+        runner.invoke(app, ["bench", "layers", "-c", str(path), "--repeats", "1", "--json"]).stdout
+    )
+    assert {row["config"] for row in rows} == {"tiny"} and all("machine" in row for row in rows)

@@ -1,4 +1,4 @@
-"""`invbench bench op|model|cli`: timings side by side, named with their CPU."""
+"""`invbench bench op|model|layers|cli`: timings side by side, named with their CPU."""
 
 from __future__ import annotations
 
@@ -141,6 +141,59 @@ def bench_model(
             f"{config_name} against {first}: {time_ratio:.2f}x the step time "
             f"for {macs_ratio:.2f}x the multiply-adds"
         )
+
+
+@bench_app.command("layers")
+@friendly_errors
+def bench_layers(
+    config: ConfigFiles,
+    overrides: Overrides = None,
+    repeats: Repeats = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Where a training step goes: each layer's forward and backward, timed alone
+    at the config's batch size and precision (no XLA), and the total by kind."""
+    configs = [load_config(path, overrides or ()) for path in config]
+    load_tensorflow()
+    from involution_bench.layer_bench import bench_layers as time_layers
+
+    timings = [timing for experiment in configs for timing in time_layers(experiment, repeats)]
+    if as_json:
+        echo_json(timings)
+        return
+    console = make_console()
+    for experiment in configs:
+        rows = [timing for timing in timings if timing.config == experiment.name]
+        table = Table(
+            "layer",
+            "kind",
+            "input",
+            "MACs/image",
+            "ms (fwd+bwd)",
+            "share",
+            title=f"{experiment.name} ({experiment.train.precision}, batch "
+            f"{experiment.train.batch_size})",
+            caption=machine_caption(),
+        )
+        for timing in rows:
+            table.add_row(
+                timing.layer,
+                timing.kind,
+                "x".join(str(size) for size in timing.input_shape),
+                f"{timing.macs_per_image:,}",
+                f"{timing.milliseconds:.2f}",
+                f"{timing.share:.0%}",
+            )
+        console.print(table)
+        by_kind: dict[str, float] = {}
+        for timing in rows:
+            by_kind[timing.kind] = by_kind.get(timing.kind, 0.0) + timing.milliseconds
+        total = sum(by_kind.values())
+        summary = ", ".join(
+            f"{kind} {milliseconds:.1f} ms ({milliseconds / total:.0%})"
+            for kind, milliseconds in sorted(by_kind.items(), key=lambda item: -item[1])
+        )
+        console.print(f"{experiment.name}: {total:.1f} ms over its layers: {summary}")
 
 
 @bench_app.command("cli")
