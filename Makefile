@@ -107,6 +107,7 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml --set train.precision=mixed_bfloat16
 	$(INVBENCH) bench model --config configs/equal-macs/conv.yaml --config configs/equal-macs/involution.yaml --config configs/equal-macs/attention.yaml
+	$(INVBENCH) bench layers --config configs/resnet.yaml --config configs/rednet.yaml
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)

@@ -103,12 +103,13 @@ def native_wins(group_channels: int, kernel_size: int, dtype=tf.float32) -> bool
 
     - float32/float64, groups of at most 4 channels with 3x3 kernels (the
       article's model): the slices, measured up to 1.4x faster on a 2-core AMD
-      EPYC. (On a 2-core Xeon, Sapphire Rapids class, native is 1.2x faster
-      there: 7.8 against 9.2 ms; the rule keeps the slower CPU's choice.)
-    - float32 elsewhere: native, 2.2x (RedNet's 7x7, 16 channels a group:
-      54.3 against 118.1 ms on the Xeon) to 10x.
-    - bfloat16 and float16: native everywhere, 5x at the article's shape
-      (7.6 against 38.3 ms) and 4.4x at RedNet's (39.9 against 173.7 ms) on
+      EPYC. (On a 2-core Xeon, Sapphire Rapids class, native is 1.3x faster
+      there: 6.2 against 7.8 ms; the rule keeps the slower CPU's choice until
+      that CPU is timed again.)
+    - float32 elsewhere: native, 4x (RedNet's 7x7, 16 channels a group:
+      23.7 against 100.6 ms on the Xeon) to 10x.
+    - bfloat16 and float16: native everywhere, 5.7x at the article's shape
+      (6.3 against 35.9 ms) and 6.5x at RedNet's (25.5 against 167.0 ms) on
       the Xeon: the slices add in 16 bits without fusing as well.
     """
     if tf.as_dtype(dtype).size == 2:  # bfloat16, float16

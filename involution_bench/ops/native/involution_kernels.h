@@ -5,6 +5,16 @@
 // For output position (i, j) and channel c in group g = c / (C / G):
 //   out[b, i, j, c] = sum_{u, v} kernel[b, i, j, u*K + v, g] * x[b, i*s + u - pt, j*s + v - pl, c]
 // with TF "SAME" padding (pt, pl).
+//
+// The forward pass and the input gradient run over a pixel's contiguous
+// channels: when a group fills whole vectors (16 floats with AVX-512), every
+// group of the pixel is summed at once, a vector of sums per 16 channels
+// held in registers, each term one broadcast weight times one loaded vector
+// (SumWindow). The kernel gradient, whose sums run over channels, works on
+// channel-major copies and vectorizes over output columns instead, then
+// writes its blocks transposed (KernelGradImage). Every sum runs in a fixed
+// order, the same as the plain loops', so float32 results are bitwise those
+// of the earlier, unvectorized kernels.
 
 #ifndef INVBENCH_INVOLUTION_KERNELS_H_
 #define INVBENCH_INVOLUTION_KERNELS_H_

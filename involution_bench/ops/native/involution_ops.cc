@@ -1,12 +1,9 @@
 // Involution as fused TensorFlow CPU ops: the forward pass and both gradients,
-// over the arithmetic of involution_kernels.h. The forward pass and the input gradient
-// read each input value once per tap from cache and run innermost over a
-// group's contiguous channels, so the compiler vectorizes them (a group of 16
-// floats is one AVX-512 register); the kernel gradient, whose sums run over
-// channels, works on channel-major copies and vectorizes over output columns
-// instead (see KernelGradImage). Work is split over rows of the output (the
+// over the arithmetic of involution_kernels.h (which says how each is laid
+// out for the vector units). Work is split over rows of the output (the
 // input, for the input gradient; images, for the kernel gradient), so no two
-// threads ever write the same value: no atomics.
+// threads ever write the same value: no atomics, and the same result on
+// every run.
 
 #include <cstdint>
 #include <vector>
