@@ -25,7 +25,7 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef __AVX512F__
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -48,14 +48,24 @@ struct Geometry {
   int64_t taps() const { return kernel_size * kernel_size; }
 };
 
-// Vectors of 64 bytes through the compilers' vector extension (GCC, Clang):
-// one AVX-512 register, two AVX2 ones, scalar code elsewhere. The hottest
+// Vectors of one register through the compilers' vector extension (GCC,
+// Clang): 64 bytes with AVX-512, 32 with AVX, 16 otherwise. The hottest
 // loops name the values that share a register rather than leave it to the
-// auto-vectorizer, which turned sums over several groups into gathers.
+// auto-vectorizer, which turned sums over several groups into gathers. (A
+// vector wider than the target's registers compiles to slow code: 64-byte
+// vectors under AVX2 ran the forward pass at a third of its 32-byte speed.)
+#if defined(__AVX512F__)
+constexpr int64_t kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int64_t kVectorBytes = 32;
+#else
+constexpr int64_t kVectorBytes = 16;
+#endif
+
 template <typename A>
 struct Vector {
-  static constexpr int64_t kLanes = 64 / sizeof(A);
-  typedef A type __attribute__((vector_size(64)));
+  static constexpr int64_t kLanes = kVectorBytes / sizeof(A);
+  typedef A type __attribute__((vector_size(kVectorBytes)));
 };
 
 // Whether a group of CG channels fills whole vectors of A: then every vector
@@ -375,6 +385,32 @@ inline void Transpose16(__m512* rows) {
     rows[r + 8] = _mm512_shuffle_f32x4(t[r], t[r + 8], 0xdd);
   }
 }
+
+using ColumnRegister = __m512;
+inline ColumnRegister LoadColumns(const float* source) { return _mm512_loadu_ps(source); }
+inline void TransposeColumns(ColumnRegister* rows) { Transpose16(rows); }
+#elif defined(__AVX__)
+// Transposes 8 vectors of 8 floats in registers (rows[q][l] -> rows[l][q]).
+inline void TransposeColumns(__m256* rows) {
+  __m256 t[8], u[8];
+  for (int q = 0; q < 8; q += 2) {
+    t[q] = _mm256_unpacklo_ps(rows[q], rows[q + 1]);
+    t[q + 1] = _mm256_unpackhi_ps(rows[q], rows[q + 1]);
+  }
+  for (int q = 0; q < 8; q += 4) {
+    u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int r = 0; r < 4; ++r) {
+    rows[r] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x20);
+    rows[r + 4] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x31);
+  }
+}
+
+using ColumnRegister = __m256;
+inline ColumnRegister LoadColumns(const float* source) { return _mm256_loadu_ps(source); }
 #endif
 
 // out[jj * count + r] = block[r * kColumns + jj] for r < count and jj < width:
@@ -383,12 +419,13 @@ inline void Transpose16(__m512* rows) {
 template <typename A, typename T>
 inline void StoreTransposed(const A* block, int64_t count, int64_t width, T* out) {
   int64_t r0 = 0;
-#ifdef __AVX512F__
-  if constexpr (std::is_same_v<A, float> && kColumns == 16) {
-    for (; r0 + 16 <= count; r0 += 16) {
-      __m512 rows[16];
-      for (int q = 0; q < 16; ++q) rows[q] = _mm512_loadu_ps(block + (r0 + q) * kColumns);
-      Transpose16(rows);
+#if defined(__AVX__)
+  // kColumns rows at a time, transposed in registers of kColumns floats.
+  if constexpr (std::is_same_v<A, float> && sizeof(ColumnRegister) == kColumns * sizeof(float)) {
+    for (; r0 + kColumns <= count; r0 += kColumns) {
+      ColumnRegister rows[kColumns];
+      for (int64_t q = 0; q < kColumns; ++q) rows[q] = LoadColumns(block + (r0 + q) * kColumns);
+      TransposeColumns(rows);
       for (int64_t jj = 0; jj < width; ++jj) {
         typename Vector<A>::type column;
         std::memcpy(&column, &rows[jj], sizeof(column));
