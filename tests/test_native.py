@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from involution_bench.machine import cpu_flags
 from involution_bench.ops import native
 
 
@@ -143,3 +146,51 @@ def test_tuned_flags_leave_out_what_the_headers_cannot_compile(monkeypatch, has_
     expected += ["-mno-avx512fp16"] if has_fp16 else []
     assert native.tuned_flags("g++") == tuple(expected)
     assert native.portable_flags() in {("-mavx2", "-mfma"), ()}  # () off x86-64
+
+
+CHECK_SOURCE = Path(__file__).with_name("native") / "check_kernels.cc"
+# Each instruction-set level the kernels have a path for, as the compiler is told it.
+ISA_LEVELS = {
+    "plain x86-64": (),
+    "AVX": ("-mavx",),
+    "AVX2 and FMA (the portable build)": ("-mavx2", "-mfma"),
+    "AVX-512": ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"),
+}
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 flags")
+@pytest.mark.parametrize("level", ISA_LEVELS)
+def test_kernels_match_plain_loops_at_every_instruction_set_level(level, tmp_path):
+    """The kernels' arithmetic, built without TensorFlow for each ISA level and run
+    where the CPU can (a level above this CPU's is only compiled): every
+    element of the three passes against double-precision loops."""
+    compiler = native.find_compiler()
+    if compiler is None:
+        pytest.skip("no C++ compiler here")
+    program = tmp_path / "check_kernels"
+    flags = ISA_LEVELS[level]
+    build = subprocess.run(
+        [
+            compiler,
+            "-O2",
+            "-std=c++17",
+            *flags,
+            "-ffp-contract=fast",
+            "-fopenmp-simd",
+            f"-I{native.HEADERS[0].parent}",
+            str(CHECK_SOURCE),
+            "-o",
+            str(program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    needed = {"-mavx": "avx", "-mavx2": "avx2", "-mavx512f": "avx512f", "-mavx512bw": "avx512bw"}
+    missing = {needed[flag] for flag in flags if flag in needed} - cpu_flags()
+    if missing:
+        pytest.skip(f"compiled; this CPU lacks {', '.join(sorted(missing))} to run it")
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert "bad cases: 0" in result.stdout

@@ -1,0 +1,123 @@
+// Every native kernel against plain loops, element by element, on random
+// data: the forward pass, the input gradient and the kernel gradient for
+// strides 1 to 3, 1 to 13 groups of 16 channels, K 3 and 7 (and K as a
+// run-time value), widths below, at and above a block of columns. Built by
+// tests/test_native.py with each instruction-set level's flags, so the
+// vector paths a CPU without AVX-512 takes are checked on any machine.
+// Prints "bad cases: N" and exits non-zero when N > 0.
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "involution_kernels.h"
+
+using invbench::Geometry;
+
+namespace {
+
+Geometry MakeGeometry(int64_t stride, int64_t groups, int64_t kernel_size, int64_t width) {
+  Geometry g{};
+  g.batch = 2;
+  g.height = 9;
+  g.width = width;
+  g.group_channels = 16;
+  g.groups = groups;
+  g.channels = 16 * groups;
+  g.kernel_size = kernel_size;
+  g.stride = stride;
+  g.out_height = (g.height + stride - 1) / stride;
+  g.out_width = (g.width + stride - 1) / stride;
+  g.pad_top = std::max<int64_t>((g.out_height - 1) * stride + kernel_size - g.height, 0) / 2;
+  g.pad_left = std::max<int64_t>((g.out_width - 1) * stride + kernel_size - g.width, 0) / 2;
+  return g;
+}
+
+double MaxDifference(const std::vector<float>& actual, const std::vector<double>& expected) {
+  double worst = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    worst = std::max(worst, std::fabs(actual[i] - expected[i]));
+  }
+  return worst;
+}
+
+// The three passes of one geometry against direct loops in double; true when all agree.
+bool Check(const Geometry& g) {
+  const int64_t k = g.kernel_size, taps = k * k, positions = g.out_height * g.out_width;
+  std::vector<float> x(g.batch * g.height * g.width * g.channels);
+  std::vector<float> dy(g.batch * positions * g.channels);
+  std::vector<float> kernel(g.batch * positions * taps * g.groups);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  for (auto* values : {&x, &dy, &kernel}) {
+    for (float& value : *values) value = normal(rng);
+  }
+  std::vector<double> y_ref(dy.size()), dx_ref(x.size()), dk_ref(kernel.size());
+  for (int64_t b = 0; b < g.batch; ++b) {
+    for (int64_t i = 0; i < g.out_height; ++i) {
+      for (int64_t j = 0; j < g.out_width; ++j) {
+        const int64_t position = (b * g.out_height + i) * g.out_width + j;
+        for (int64_t u = 0; u < k; ++u) {
+          for (int64_t v = 0; v < k; ++v) {
+            const int64_t row = i * g.stride + u - g.pad_top, col = j * g.stride + v - g.pad_left;
+            if (row < 0 || row >= g.height || col < 0 || col >= g.width) continue;
+            const int64_t pixel = (b * g.height + row) * g.width + col;
+            for (int64_t group = 0; group < g.groups; ++group) {
+              const int64_t tap = (position * taps + u * k + v) * g.groups + group;
+              for (int64_t c = group * 16; c < (group + 1) * 16; ++c) {
+                y_ref[position * g.channels + c] += double(kernel[tap]) * x[pixel * g.channels + c];
+                dx_ref[pixel * g.channels + c] += double(kernel[tap]) * dy[position * g.channels + c];
+                dk_ref[tap] += double(dy[position * g.channels + c]) * x[pixel * g.channels + c];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::vector<float> y(dy.size()), dx(x.size()), dk(kernel.size()), dk_general(kernel.size());
+  invbench::ForwardRows<float, 16>(g, x.data(), kernel.data(), y.data(), 0,
+                                   g.batch * g.out_height);
+  invbench::InputGradRows<float, 16>(g, dy.data(), kernel.data(), dx.data(), 0,
+                                     g.batch * g.height);
+  invbench::KernelGradScratch<float> scratch;
+  invbench::WithKernelSize(k, [&](auto constant) {
+    for (int64_t b = 0; b < g.batch; ++b) {
+      invbench::KernelGradImage<float, decltype(constant)::value>(g, dy.data(), x.data(),
+                                                                  dk.data(), b, scratch);
+    }
+  });
+  for (int64_t b = 0; b < g.batch; ++b) {  // the run-time kernel size's path
+    invbench::KernelGradImage<float, 0>(g, dy.data(), x.data(), dk_general.data(), b, scratch);
+  }
+  const double tolerance = 1e-3;  // float32 sums of at most 49 * 16 terms of size ~1
+  const double errors[] = {MaxDifference(y, y_ref), MaxDifference(dx, dx_ref),
+                           MaxDifference(dk, dk_ref), MaxDifference(dk_general, dk_ref)};
+  for (double error : errors) {
+    if (!(error <= tolerance)) {
+      std::printf("stride %lld, %lld groups, K=%lld, width %lld: errors %g %g %g %g\n",
+                  (long long)g.stride, (long long)g.groups, (long long)k, (long long)g.width,
+                  errors[0], errors[1], errors[2], errors[3]);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main() {
+  int bad = 0;
+  for (int64_t stride : {1, 2, 3}) {
+    for (int64_t groups : {1, 2, 4, 13}) {
+      for (int64_t kernel_size : {3, 7}) {
+        for (int64_t width : {5, 16, 19, 33}) {
+          bad += !Check(MakeGeometry(stride, groups, kernel_size, width));
+        }
+      }
+    }
+  }
+  std::printf("bad cases: %d\n", bad);
+  return bad != 0;
+}
