@@ -163,7 +163,7 @@ inline void SumVectors(T* out, Terms&& terms) {
   using V = typename Vector<A>::type;
   constexpr int64_t L = Vector<A>::kLanes;
   V sums[NV] = {};
-  terms([&](const auto* w, const T* in) {
+  terms([&](const auto* w, const auto* in) {
     for (int64_t n = 0; n < NV; ++n) {
       sums[n] += LoadVector<A>(in + n * L) * Widen<A>(w[n * L / CG]);
     }
@@ -229,7 +229,7 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
     ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
       const int64_t c0 = first * L;
       SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
-        terms([&](const auto* w, const T* in) { add(w + c0 / CG, in + c0); });
+        terms([&](const auto* w, const auto* in) { add(w + c0 / CG, in + c0); });
       });
     });
   } else {
@@ -238,10 +238,10 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
       A fixed[CG ? CG : 1] = {};  // in registers when the group size is a constant
       A* sum = CG ? fixed : general;
       if constexpr (CG == 0) std::fill(general, general + cg, A(0));
-      terms([&](const auto* w, const T* pixel) {
+      terms([&](const auto* w, const auto* pixel) {
         const A weight = Widen<A>(w[group]);
-        const T* in = pixel + group * cg;
-        for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * static_cast<A>(in[c]);
+        const auto* in = pixel + group * cg;
+        for (int64_t c = 0; c < (CG ? CG : cg); ++c) sum[c] += weight * Widen<A>(in[c]);
       });
       for (int64_t c = 0; c < (CG ? CG : cg); ++c) out[group * cg + c] = static_cast<T>(sum[c]);
     }
@@ -303,35 +303,69 @@ inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64
   return count;
 }
 
+// values[0, count) widened into target (a no-op copy for float).
+template <typename A, typename T>
+void WidenInto(const T* values, int64_t count, std::vector<A>& target) {
+  constexpr int64_t L = Vector<A>::kLanes;
+  target.resize(count);
+  const int64_t whole = count / L * L;
+  for (int64_t i = 0; i < whole; i += L) {
+    const typename Vector<A>::type v = LoadVector<A>(values + i);
+    std::memcpy(target.data() + i, &v, sizeof(v));
+  }
+  for (int64_t i = whole; i < count; ++i) target[i] = Widen<A>(values[i]);
+}
+
 // Input gradient over input rows [begin, end): each value gathers from the
 // outputs whose windows cover it, so no two threads write the same value.
 template <typename T, int64_t CG>
 void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
                    int64_t end) {
-  std::vector<Acc<T>> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
+  using A = Acc<T>;
+  const int64_t positions = g.out_height * g.out_width;
+  const int64_t image_kernel = positions * g.taps() * g.groups;
+  std::vector<A> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
   std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
   std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
+  // bfloat16: an image's kernel and upstream gradient widened to float once,
+  // when its first row comes up, rather than at each of their K*K uses.
+  std::vector<A> wide_kernel, wide_upstream;
+  int64_t widened = -1;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t b = row / g.height, y = row % g.height;
+    if constexpr (!std::is_same_v<A, T>) {
+      if (b != widened) {
+        WidenInto(k + b * image_kernel, image_kernel, wide_kernel);
+        WidenInto(dy + b * positions * g.channels, positions * g.channels, wide_upstream);
+        widened = b;
+      }
+    }
     const int64_t row_count =
         CoveringTaps(y, g, g.pad_top, g.out_height, row_taps.data(), row_outputs.data());
     for (int64_t x = 0; x < g.width; ++x) {
       const int64_t col_count =
           CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
       T* out = dx + (row * g.width + x) * g.channels;
-      // The covering outputs, each as add(its tap's weights of every group, its gradient).
-      auto covering = [&](auto&& add) {
-        for (int64_t r = 0; r < row_count; ++r) {
-          const int64_t out_row = (b * g.out_height + row_outputs[r]) * g.out_width;
-          const int64_t tap_row = row_taps[r] * g.kernel_size;
-          for (int64_t q = 0; q < col_count; ++q) {
-            const int64_t position = out_row + col_outputs[q];
-            add(k + (position * g.taps() + tap_row + col_taps[q]) * g.groups,
-                dy + position * g.channels);
+      // The covering outputs, each as add(its tap's weights of every group, its
+      // gradient), from the image's kernel and upstream gradient.
+      auto gather = [&](const auto* kernel, const auto* upstream) {
+        SumWindow<T, CG>(g, general.data(), out, [&](auto&& add) {
+          for (int64_t r = 0; r < row_count; ++r) {
+            const int64_t out_row = row_outputs[r] * g.out_width;
+            const int64_t tap_row = row_taps[r] * g.kernel_size;
+            for (int64_t q = 0; q < col_count; ++q) {
+              const int64_t position = out_row + col_outputs[q];
+              add(kernel + (position * g.taps() + tap_row + col_taps[q]) * g.groups,
+                  upstream + position * g.channels);
+            }
           }
-        }
+        });
       };
-      SumWindow<T, CG>(g, general.data(), out, covering);
+      if constexpr (std::is_same_v<A, T>) {
+        gather(k + b * image_kernel, dy + b * positions * g.channels);
+      } else {
+        gather(wide_kernel.data(), wide_upstream.data());
+      }
     }
   }
 }
