@@ -108,8 +108,8 @@ def native_wins(group_channels: int, kernel_size: int, dtype=tf.float32) -> bool
       that CPU is timed again.)
     - float32 elsewhere: native, 4x (RedNet's 7x7, 16 channels a group:
       23.7 against 100.6 ms on the Xeon) to 10x.
-    - bfloat16 and float16: native everywhere, 5.7x at the article's shape
-      (6.3 against 35.9 ms) and 6.5x at RedNet's (25.5 against 167.0 ms) on
+    - bfloat16 and float16: native everywhere, 6.2x at the article's shape
+      (5.8 against 35.7 ms) and 8.0x at RedNet's (20.8 against 165.4 ms) on
       the Xeon: the slices add in 16 bits without fusing as well.
     """
     if tf.as_dtype(dtype).size == 2:  # bfloat16, float16
