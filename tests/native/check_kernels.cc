@@ -1,7 +1,8 @@
 // Every native kernel against plain loops, element by element, on random
 // data: the forward pass, the input gradient and the kernel gradient for
 // strides 1 to 3, 1 to 13 groups of 16 channels, K 3 and 7 (and K as a
-// run-time value), widths below, at and above a block of columns. Built by
+// run-time value), widths below, at and above a block of columns, and the
+// kernel gradient with each width of block. Built by
 // tests/test_native.py with each instruction-set level's flags, so the
 // vector paths a CPU without AVX-512 takes are checked on any machine.
 // Prints "bad cases: N" and exits non-zero when N > 0.
@@ -77,28 +78,36 @@ bool Check(const Geometry& g) {
     }
   }
   std::vector<float> y(dy.size()), dx(x.size()), dk(kernel.size()), dk_general(kernel.size());
+  std::vector<float> dk4(kernel.size()), dk8(kernel.size());
   invbench::ForwardRows<float, 16>(g, x.data(), kernel.data(), y.data(), 0,
                                    g.batch * g.out_height);
   invbench::InputGradRows<float, 16>(g, dy.data(), kernel.data(), dx.data(), 0,
                                      g.batch * g.height);
   invbench::KernelGradScratch<float> scratch;
-  invbench::WithKernelSize(k, [&](auto constant) {
-    for (int64_t b = 0; b < g.batch; ++b) {
-      invbench::KernelGradImage<float, decltype(constant)::value>(g, dy.data(), x.data(),
-                                                                  dk.data(), b, scratch);
-    }
+  invbench::WithKernelSize(k, [&](auto size) {
+    invbench::WithColumns(g.out_width, [&](auto columns) {
+      for (int64_t b = 0; b < g.batch; ++b) {
+        invbench::KernelGradImage<float, decltype(size)::value, decltype(columns)::value>(
+            g, dy.data(), x.data(), dk.data(), b, scratch);
+      }
+    });
   });
   for (int64_t b = 0; b < g.batch; ++b) {  // the run-time kernel size's path
     invbench::KernelGradImage<float, 0>(g, dy.data(), x.data(), dk_general.data(), b, scratch);
   }
+  for (int64_t b = 0; b < g.batch; ++b) {  // narrower blocks of columns, whatever the width
+    invbench::KernelGradImage<float, 0, 4>(g, dy.data(), x.data(), dk4.data(), b, scratch);
+    invbench::KernelGradImage<float, 0, 8>(g, dy.data(), x.data(), dk8.data(), b, scratch);
+  }
   const double tolerance = 1e-3;  // float32 sums of at most 49 * 16 terms of size ~1
-  const double errors[] = {MaxDifference(y, y_ref), MaxDifference(dx, dx_ref),
-                           MaxDifference(dk, dk_ref), MaxDifference(dk_general, dk_ref)};
+  const double errors[] = {MaxDifference(y, y_ref),          MaxDifference(dx, dx_ref),
+                           MaxDifference(dk, dk_ref),        MaxDifference(dk_general, dk_ref),
+                           MaxDifference(dk4, dk_ref),       MaxDifference(dk8, dk_ref)};
   for (double error : errors) {
     if (!(error <= tolerance)) {
-      std::printf("stride %lld, %lld groups, K=%lld, width %lld: errors %g %g %g %g\n",
+      std::printf("stride %lld, %lld groups, K=%lld, width %lld: errors %g %g %g %g %g %g\n",
                   (long long)g.stride, (long long)g.groups, (long long)k, (long long)g.width,
-                  errors[0], errors[1], errors[2], errors[3]);
+                  errors[0], errors[1], errors[2], errors[3], errors[4], errors[5]);
       return false;
     }
   }

@@ -377,24 +377,71 @@ void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t be
 // value would end in a horizontal sum across the vector. Instead the image's
 // input and upstream gradient are first copied channel-major (zero-padded,
 // and split into `stride` column phases so that every tap reads a contiguous
-// run of columns), and each (i, u) then accumulates a block of kColumns
-// output columns for all K taps v at once, in registers: one vector
-// multiply-add per channel and tap, no horizontal sums. The sum over c runs
-// in a fixed order, so results are the same on every run.
-// One vector register of floats: 16 with AVX-512 (the tuned build prefers
-// 512-bit vectors there), else 8 (AVX2), so the accumulators stay in registers.
+// run of columns), and each (i, u) then accumulates a block of COLS output
+// columns for all K taps v at once, in registers: one vector multiply-add per
+// channel and tap, no horizontal sums. The sum over c runs in a fixed order,
+// so results are the same on every run, whatever COLS.
+//
+// The widest block is one vector register of floats: 16 with AVX-512 (the
+// tuned build prefers 512-bit vectors there), else 8, so the accumulators
+// stay in registers. Narrower images take narrower blocks (WithColumns):
+// RedNet's 8x8 and 4x4 outputs would otherwise fill half or a quarter of
+// each 16-column block with padding.
 #ifdef __AVX512F__
 constexpr int64_t kColumns = 16;
 #else
 constexpr int64_t kColumns = 8;
 #endif
 
+// Calls body(std::integral_constant<int64_t, COLS>()) with the narrowest
+// block of columns, 4, 8 or kColumns, that covers `out_width` columns (the
+// widest for wider images, which take several blocks per row).
+template <typename Body>
+void WithColumns(int64_t out_width, Body body) {
+  if (out_width <= 4) return body(std::integral_constant<int64_t, 4>());
+  if (out_width <= 8 || kColumns == 8) return body(std::integral_constant<int64_t, 8>());
+  return body(std::integral_constant<int64_t, kColumns>());
+}
+
 inline int64_t RoundUp(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
-#ifdef __AVX512F__
+// The register that holds a row of COLS float columns, where the target has
+// one (void elsewhere): rows of a block are transposed in such registers.
+template <int64_t COLS>
+struct ColumnRegister {
+  using type = void;
+};
+
+#if defined(__AVX__)
+// Transposes 8 vectors of 8 floats in registers (rows[q][l] -> rows[l][q]).
+inline void TransposeColumns(__m256* rows) {
+  __m256 t[8], u[8];
+  for (int q = 0; q < 8; q += 2) {
+    t[q] = _mm256_unpacklo_ps(rows[q], rows[q + 1]);
+    t[q + 1] = _mm256_unpackhi_ps(rows[q], rows[q + 1]);
+  }
+  for (int q = 0; q < 8; q += 4) {
+    u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int r = 0; r < 4; ++r) {
+    rows[r] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x20);
+    rows[r + 4] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x31);
+  }
+}
+
+template <>
+struct ColumnRegister<8> {
+  using type = __m256;
+};
+#endif
+
+#if defined(__AVX512F__)
 // Transposes 16 vectors of 16 floats in registers (rows[q][l] -> rows[l][q]):
 // 64 shuffles for 256 values, where moving them one by one takes 256 stores.
-inline void Transpose16(__m512* rows) {
+inline void TransposeColumns(__m512* rows) {
   __m512 t[16];
   for (int q = 0; q < 16; q += 2) {
     t[q] = _mm512_unpacklo_ps(rows[q], rows[q + 1]);
@@ -420,57 +467,40 @@ inline void Transpose16(__m512* rows) {
   }
 }
 
-using ColumnRegister = __m512;
-inline ColumnRegister LoadColumns(const float* source) { return _mm512_loadu_ps(source); }
-inline void TransposeColumns(ColumnRegister* rows) { Transpose16(rows); }
-#elif defined(__AVX__)
-// Transposes 8 vectors of 8 floats in registers (rows[q][l] -> rows[l][q]).
-inline void TransposeColumns(__m256* rows) {
-  __m256 t[8], u[8];
-  for (int q = 0; q < 8; q += 2) {
-    t[q] = _mm256_unpacklo_ps(rows[q], rows[q + 1]);
-    t[q + 1] = _mm256_unpackhi_ps(rows[q], rows[q + 1]);
-  }
-  for (int q = 0; q < 8; q += 4) {
-    u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int r = 0; r < 4; ++r) {
-    rows[r] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x20);
-    rows[r + 4] = _mm256_permute2f128_ps(u[r], u[r + 4], 0x31);
-  }
-}
-
-using ColumnRegister = __m256;
-inline ColumnRegister LoadColumns(const float* source) { return _mm256_loadu_ps(source); }
+template <>
+struct ColumnRegister<16> {
+  using type = __m512;
+};
 #endif
 
-// out[jj * count + r] = block[r * kColumns + jj] for r < count and jj < width:
-// a block of kColumns columns, one row per (tap, group), turned into the
-// kernel layout, where each column's count values are contiguous.
-template <typename A, typename T>
+// out[jj * count + r] = block[r * COLS + jj] for r < count and jj < width:
+// a block of COLS columns, one row per (tap, group), turned into the kernel
+// layout, where each column's count values are contiguous.
+template <int64_t COLS, typename A, typename T>
 inline void StoreTransposed(const A* block, int64_t count, int64_t width, T* out) {
+  using Register = typename ColumnRegister<COLS>::type;
   int64_t r0 = 0;
-#if defined(__AVX__)
-  // kColumns rows at a time, transposed in registers of kColumns floats.
-  if constexpr (std::is_same_v<A, float> && sizeof(ColumnRegister) == kColumns * sizeof(float)) {
-    for (; r0 + kColumns <= count; r0 += kColumns) {
-      ColumnRegister rows[kColumns];
-      for (int64_t q = 0; q < kColumns; ++q) rows[q] = LoadColumns(block + (r0 + q) * kColumns);
+  if constexpr (std::is_same_v<A, float> && !std::is_void_v<Register>) {
+    // COLS rows at a time, transposed in registers of COLS floats.
+    for (; r0 + COLS <= count; r0 += COLS) {
+      Register rows[COLS];
+      std::memcpy(rows, block + r0 * COLS, sizeof(rows));
       TransposeColumns(rows);
       for (int64_t jj = 0; jj < width; ++jj) {
-        typename Vector<A>::type column;
-        std::memcpy(&column, &rows[jj], sizeof(column));
-        StoreVector<A>(out + jj * count + r0, column);
+        float column[COLS];
+        std::memcpy(column, &rows[jj], sizeof(column));
+        T* target = out + jj * count + r0;
+        if constexpr (std::is_same_v<T, float>) {
+          std::memcpy(target, column, sizeof(column));
+        } else {
+          for (int64_t q = 0; q < COLS; ++q) target[q] = static_cast<T>(column[q]);
+        }
       }
     }
   }
-#endif
   for (; r0 < count; ++r0) {
     for (int64_t jj = 0; jj < width; ++jj) {
-      out[jj * count + r0] = static_cast<T>(block[r0 * kColumns + jj]);
+      out[jj * count + r0] = static_cast<T>(block[r0 * COLS + jj]);
     }
   }
 }
@@ -484,7 +514,7 @@ struct KernelGradScratch {
 
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
 // while copied, so the inner loop is the float one.
-template <typename T, int64_t K>
+template <typename T, int64_t K, int64_t COLS = kColumns>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
                      KernelGradScratch<Acc<T>>& scratch) {
   using A = Acc<T>;
@@ -493,11 +523,11 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   const int64_t channels = g.channels, cg = g.group_channels, s = g.stride;
   const int64_t k = K ? K : g.kernel_size;
   const int64_t oh = g.out_height, ow = g.out_width;
-  const int64_t padded_ow = RoundUp(ow, kColumns);  // whole blocks: no tail loop
+  const int64_t padded_ow = RoundUp(ow, COLS);  // whole blocks: no tail loop
   const int64_t rows = (oh - 1) * s + k;            // padded input rows every tap reads
   const int64_t columns = padded_ow + (k - 1) / s;  // columns per phase
   // planes[((y * s + phase) * channels + c) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
-  // copied in tiles of kColumns positions, so every channel's row is written a
+  // copied in tiles of COLS positions, so every channel's row is written a
   // whole cache line at a time rather than one value per line. A row's
   // channels lie next to each other: far apart, at strides of 4 KiB, they
   // would compete for the same few L1 cache sets.
@@ -512,8 +542,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       const int64_t first = std::max<int64_t>(0, (g.pad_left - phase + s - 1) / s);
       const int64_t last = std::min<int64_t>(columns, (g.width + g.pad_left - phase + s - 1) / s);
       A* plane_row = planes.data() + (y * s + phase) * phase_stride;
-      for (int64_t q0 = first; q0 < last; q0 += kColumns) {
-        const int64_t count = std::min(kColumns, last - q0);
+      for (int64_t q0 = first; q0 < last; q0 += COLS) {
+        const int64_t count = std::min(COLS, last - q0);
         const T* in = image_row + (q0 * s + phase - g.pad_left) * channels;
         for (int64_t c = 0; c < channels; ++c) {
           A* out = plane_row + c * columns + q0;
@@ -528,8 +558,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   upstream.assign(channels * oh * padded_ow, A(0));
   for (int64_t i = 0; i < oh; ++i) {
     const T* gradient_row = dy + (b * oh + i) * ow * channels;
-    for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
-      const int64_t count = std::min(kColumns, ow - j0);
+    for (int64_t j0 = 0; j0 < ow; j0 += COLS) {
+      const int64_t count = std::min(COLS, ow - j0);
       for (int64_t c = 0; c < channels; ++c) {
         A* out = upstream.data() + (i * channels + c) * padded_ow + j0;
         for (int64_t jj = 0; jj < count; ++jj) {
@@ -540,15 +570,15 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   }
   constexpr int64_t kTaps = K ? K : 1;
   const int64_t taps = K ? K : 1;  // general K: one tap per pass
-  // The sums of a block of kColumns output columns, one row of them per
+  // The sums of a block of COLS output columns, one row of them per
   // (tap, group), written out transposed once the block is whole.
   const int64_t count = g.taps() * g.groups;
-  scratch.block.resize(count * kColumns);
-  scratch.staging.resize(count * kColumns * sizeof(T));
+  scratch.block.resize(count * COLS);
+  scratch.staging.resize(count * COLS * sizeof(T));
   A* block = scratch.block.data();
   T* staging = reinterpret_cast<T*>(scratch.staging.data());
   for (int64_t i = 0; i < oh; ++i) {
-    for (int64_t j0 = 0; j0 < ow; j0 += kColumns) {
+    for (int64_t j0 = 0; j0 < ow; j0 += COLS) {
       for (int64_t group = 0; group < g.groups; ++group) {
         for (int64_t u = 0; u < k; ++u) {
           for (int64_t v0 = 0; v0 < k; v0 += taps) {
@@ -557,7 +587,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
             for (int64_t t = 0; t < taps; ++t) {
               offsets[t] = ((v0 + t) % s) * phase_stride + (v0 + t) / s;
             }
-            A sums[kTaps][kColumns] = {};
+            A sums[kTaps][COLS] = {};
             for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
               const A* d = upstream.data() + (i * channels + c) * padded_ow + j0;
               const A* row = planes.data() + (i * s + u) * s * phase_stride + c * columns + j0;
@@ -566,11 +596,11 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
                 // Across columns, not across channels: the compiler would
                 // otherwise vectorize the channel loop with strided gathers.
 #pragma omp simd
-                for (int64_t jj = 0; jj < kColumns; ++jj) sums[t][jj] += d[jj] * in[jj];
+                for (int64_t jj = 0; jj < COLS; ++jj) sums[t][jj] += d[jj] * in[jj];
               }
             }
             for (int64_t t = 0; t < taps; ++t) {
-              std::memcpy(block + ((u * k + v0 + t) * g.groups + group) * kColumns, sums[t],
+              std::memcpy(block + ((u * k + v0 + t) * g.groups + group) * COLS, sums[t],
                           sizeof(sums[t]));
             }
           }
@@ -579,8 +609,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       // Through a staging copy in cache: the transposed vectors land 4 * count
       // bytes apart, mostly across cache-line boundaries, which in the output
       // would cost two line fills per store; the copy out is one sequential run.
-      const int64_t width = std::min(kColumns, ow - j0);
-      StoreTransposed(block, count, width, staging);
+      const int64_t width = std::min(COLS, ow - j0);
+      StoreTransposed<COLS>(block, count, width, staging);
       std::memcpy(dk + ((b * oh + i) * ow + j0) * count, staging, width * count * sizeof(T));
     }
   }

@@ -31,6 +31,7 @@ using invbench::ForwardRows;
 using invbench::InputGradRows;
 using invbench::KernelGradImage;
 using invbench::WithGroupChannels;
+using invbench::WithColumns;
 using invbench::WithKernelSize;
 
 using tensorflow::DEVICE_CPU;
@@ -173,12 +174,15 @@ class InvolutionGradOp : public InvolutionBase {
     } else {
       // One image per task: its channel-major copies are made once and reused.
       const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
-      WithKernelSize(g.kernel_size, [&](auto constant) {
-        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-          invbench::KernelGradScratch<Acc<T>> scratch;
-          for (int64_t b = begin; b < end; ++b) {
-            KernelGradImage<T, decltype(constant)::value>(g, dy, other, out, b, scratch);
-          }
+      WithKernelSize(g.kernel_size, [&](auto size) {
+        WithColumns(g.out_width, [&](auto columns) {
+          ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
+            invbench::KernelGradScratch<Acc<T>> scratch;
+            for (int64_t b = begin; b < end; ++b) {
+              KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(g, dy, other, out,
+                                                                                  b, scratch);
+            }
+          });
         });
       });
     }
