@@ -1,6 +1,6 @@
 // Every native kernel against plain loops, element by element, on random
 // data: the forward pass, the input gradient and the kernel gradient for
-// strides 1 to 3, 1 to 13 groups of 16 channels, K 3 and 7 (and K as a
+// strides 1 to 3, 1 to 13 groups of 3, 4, 8 or 16 channels, K 3 and 7 (and K as a
 // run-time value), widths below, at and above a block of columns, and the
 // kernel gradient with each width of block. Built by
 // tests/test_native.py with each instruction-set level's flags, so the
@@ -18,14 +18,15 @@ using invbench::Geometry;
 
 namespace {
 
-Geometry MakeGeometry(int64_t stride, int64_t groups, int64_t kernel_size, int64_t width) {
+Geometry MakeGeometry(int64_t stride, int64_t groups, int64_t group_channels, int64_t kernel_size,
+                      int64_t width) {
   Geometry g{};
   g.batch = 2;
   g.height = 9;
   g.width = width;
-  g.group_channels = 16;
+  g.group_channels = group_channels;
   g.groups = groups;
-  g.channels = 16 * groups;
+  g.channels = group_channels * groups;
   g.kernel_size = kernel_size;
   g.stride = stride;
   g.out_height = (g.height + stride - 1) / stride;
@@ -66,7 +67,8 @@ bool Check(const Geometry& g) {
             const int64_t pixel = (b * g.height + row) * g.width + col;
             for (int64_t group = 0; group < g.groups; ++group) {
               const int64_t tap = (position * taps + u * k + v) * g.groups + group;
-              for (int64_t c = group * 16; c < (group + 1) * 16; ++c) {
+              for (int64_t c = group * g.group_channels; c < (group + 1) * g.group_channels;
+                   ++c) {
                 y_ref[position * g.channels + c] += double(kernel[tap]) * x[pixel * g.channels + c];
                 dx_ref[pixel * g.channels + c] += double(kernel[tap]) * dy[position * g.channels + c];
                 dk_ref[tap] += double(dy[position * g.channels + c]) * x[pixel * g.channels + c];
@@ -79,10 +81,13 @@ bool Check(const Geometry& g) {
   }
   std::vector<float> y(dy.size()), dx(x.size()), dk(kernel.size()), dk_general(kernel.size());
   std::vector<float> dk4(kernel.size()), dk8(kernel.size());
-  invbench::ForwardRows<float, 16>(g, x.data(), kernel.data(), y.data(), 0,
-                                   g.batch * g.out_height);
-  invbench::InputGradRows<float, 16>(g, dy.data(), kernel.data(), dx.data(), 0,
-                                     g.batch * g.height);
+  invbench::WithGroupChannels(g.group_channels, [&](auto group_channels) {
+    constexpr int64_t CG = decltype(group_channels)::value;
+    invbench::ForwardRows<float, CG>(g, x.data(), kernel.data(), y.data(), 0,
+                                     g.batch * g.out_height);
+    invbench::InputGradRows<float, CG>(g, dy.data(), kernel.data(), dx.data(), 0,
+                                       g.batch * g.height);
+  });
   invbench::KernelGradScratch<float> scratch;
   invbench::WithKernelSize(k, [&](auto size) {
     invbench::WithColumns(g.out_width, [&](auto columns) {
@@ -105,9 +110,10 @@ bool Check(const Geometry& g) {
                            MaxDifference(dk4, dk_ref),       MaxDifference(dk8, dk_ref)};
   for (double error : errors) {
     if (!(error <= tolerance)) {
-      std::printf("stride %lld, %lld groups, K=%lld, width %lld: errors %g %g %g %g %g %g\n",
-                  (long long)g.stride, (long long)g.groups, (long long)k, (long long)g.width,
-                  errors[0], errors[1], errors[2], errors[3], errors[4], errors[5]);
+      std::printf(
+          "stride %lld, %lld groups of %lld, K=%lld, width %lld: errors %g %g %g %g %g %g\n",
+          (long long)g.stride, (long long)g.groups, (long long)g.group_channels, (long long)k,
+          (long long)g.width, errors[0], errors[1], errors[2], errors[3], errors[4], errors[5]);
       return false;
     }
   }
@@ -120,9 +126,11 @@ int main() {
   int bad = 0;
   for (int64_t stride : {1, 2, 3}) {
     for (int64_t groups : {1, 2, 4, 13}) {
-      for (int64_t kernel_size : {3, 7}) {
-        for (int64_t width : {5, 16, 19, 33}) {
-          bad += !Check(MakeGeometry(stride, groups, kernel_size, width));
+      for (int64_t group_channels : {3, 4, 8, 16}) {
+        for (int64_t kernel_size : {3, 7}) {
+          for (int64_t width : {5, 16, 19, 33}) {
+            bad += !Check(MakeGeometry(stride, groups, group_channels, kernel_size, width));
+          }
         }
       }
     }

@@ -62,16 +62,26 @@ constexpr int64_t kVectorBytes = 32;
 constexpr int64_t kVectorBytes = 16;
 #endif
 
-template <typename A>
+template <typename A, int64_t Bytes = kVectorBytes>
 struct Vector {
-  static constexpr int64_t kLanes = kVectorBytes / sizeof(A);
-  typedef A type __attribute__((vector_size(kVectorBytes)));
+  static constexpr int64_t kLanes = Bytes / sizeof(A);
+  typedef A type __attribute__((vector_size(Bytes)));
 };
 
-// Whether a group of CG channels fills whole vectors of A: then every vector
-// of channels shares one kernel weight, a broadcast.
+// The widest vector, at most a register and at least 16 bytes, that a group
+// of CG channels of A fills a whole number of times (0: none). Within such a
+// vector every channel shares one kernel weight, a broadcast: 8-channel
+// groups (attention's heads) take 32-byte vectors even where registers are 64.
 template <typename A, int64_t CG>
-constexpr bool kWholeVectors = CG != 0 && CG % Vector<A>::kLanes == 0;
+constexpr int64_t GroupVectorBytes() {
+  int64_t bytes = kVectorBytes;
+  while (bytes >= 16 && (CG * int64_t(sizeof(A))) % bytes != 0) bytes /= 2;
+  return CG != 0 && bytes >= 16 ? bytes : 0;
+}
+
+// Whether groups of CG channels are summed in whole vectors (SumVectors).
+template <typename A, int64_t CG>
+constexpr bool kWholeVectors = GroupVectorBytes<A, CG>() != 0;
 
 // Whether T holds bfloat16 bits (the op file says so of tensorflow::bfloat16):
 // such values widen to float exactly by a 16-bit shift, which vector code
@@ -97,13 +107,13 @@ inline A Widen(const T& value) {
   }
 }
 
-template <typename A, typename T>
-inline typename Vector<A>::type LoadVector(const T* source) {
-  typename Vector<A>::type v;
+template <typename A, int64_t Bytes = kVectorBytes, typename T>
+inline typename Vector<A, Bytes>::type LoadVector(const T* source) {
+  typename Vector<A, Bytes>::type v;
   if constexpr (std::is_same_v<A, T>) {
     std::memcpy(&v, source, sizeof(v));
 #ifdef __AVX512F__
-  } else if constexpr (kBfloat16Floats<A, T>) {
+  } else if constexpr (kBfloat16Floats<A, T> && Bytes == 64) {
     // One zero-extending load and one shift: converting value by value costs
     // several shuffles per vector on the port the multiply-adds also need.
     const __m512i bits = _mm512_slli_epi32(
@@ -111,17 +121,21 @@ inline typename Vector<A>::type LoadVector(const T* source) {
     std::memcpy(&v, &bits, sizeof(v));
 #endif
   } else {
-    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) v[lane] = Widen<A>(source[lane]);
+    for (int64_t lane = 0; lane < Vector<A, Bytes>::kLanes; ++lane) {
+      v[lane] = Widen<A>(source[lane]);
+    }
   }
   return v;
 }
 
-template <typename A, typename T>
-inline void StoreVector(T* target, const typename Vector<A>::type& v) {
+template <typename A, int64_t Bytes = kVectorBytes, typename T>
+inline void StoreVector(T* target, const typename Vector<A, Bytes>::type& v) {
   if constexpr (std::is_same_v<A, T>) {
     std::memcpy(target, &v, sizeof(v));
   } else {
-    for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) target[lane] = static_cast<T>(v[lane]);
+    for (int64_t lane = 0; lane < Vector<A, Bytes>::kLanes; ++lane) {
+      target[lane] = static_cast<T>(v[lane]);
+    }
   }
 }
 
@@ -160,15 +174,16 @@ inline void ForEachVectorBlock(int64_t count, Body&& body) {
 template <typename T, int64_t CG, int64_t NV, typename Terms>
 inline void SumVectors(T* out, Terms&& terms) {
   using A = Acc<T>;
-  using V = typename Vector<A>::type;
-  constexpr int64_t L = Vector<A>::kLanes;
+  constexpr int64_t kBytes = GroupVectorBytes<A, CG>();
+  using V = typename Vector<A, kBytes>::type;
+  constexpr int64_t L = Vector<A, kBytes>::kLanes;
   V sums[NV] = {};
   terms([&](const auto* w, const auto* in) {
     for (int64_t n = 0; n < NV; ++n) {
-      sums[n] += LoadVector<A>(in + n * L) * Widen<A>(w[n * L / CG]);
+      sums[n] += LoadVector<A, kBytes>(in + n * L) * Widen<A>(w[n * L / CG]);
     }
   });
-  for (int64_t n = 0; n < NV; ++n) StoreVector<A>(out + n * L, sums[n]);
+  for (int64_t n = 0; n < NV; ++n) StoreVector<A, kBytes>(out + n * L, sums[n]);
 }
 
 // Calls body(std::integral_constant<int64_t, CG>()) with the group's channel
@@ -225,7 +240,7 @@ template <typename T, int64_t CG, typename Terms>
 inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms) {
   using A = Acc<T>;
   if constexpr (kWholeVectors<A, CG>) {
-    constexpr int64_t L = Vector<A>::kLanes;
+    constexpr int64_t L = Vector<A, GroupVectorBytes<A, CG>()>::kLanes;
     ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
       const int64_t c0 = first * L;
       SumVectors<T, CG, decltype(n)::value>(out + c0, [&](auto&& add) {
