@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,14 +160,16 @@ ISA_LEVELS = {
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 flags")
+@pytest.mark.parametrize("compiler_name", ["g++", "clang++"])
 @pytest.mark.parametrize("level", ISA_LEVELS)
-def test_kernels_match_plain_loops_at_every_instruction_set_level(level, tmp_path):
-    """The kernels' arithmetic, built without TensorFlow for each ISA level and run
-    where the CPU can (a level above this CPU's is only compiled): every
-    element of the three passes against double-precision loops."""
-    compiler = native.find_compiler()
+def test_kernels_match_plain_loops_at_every_instruction_set_level(level, compiler_name, tmp_path):
+    """The kernels' arithmetic, built without TensorFlow for each ISA level, by
+    each compiler present, and run where the CPU can (a level above this CPU's
+    is only compiled): every element of the three passes against
+    double-precision loops."""
+    compiler = shutil.which(compiler_name)
     if compiler is None:
-        pytest.skip("no C++ compiler here")
+        pytest.skip(f"no {compiler_name} here")
     program = tmp_path / "check_kernels"
     flags = ISA_LEVELS[level]
     build = subprocess.run(
