@@ -100,8 +100,7 @@ def bench_model(
     as_json: JsonFlag = False,
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
-    configs = [load_config(path, overrides or ()) for path in config]
-    load_tensorflow()
+    configs = load_configs_then_tensorflow(config, overrides)
     from involution_bench import bench
 
     timings = [
@@ -153,8 +152,7 @@ def bench_layers(
 ) -> None:
     """Where a training step goes: each layer's forward and backward, timed alone
     at the config's batch size and precision (no XLA), and the total by kind."""
-    configs = [load_config(path, overrides or ()) for path in config]
-    load_tensorflow()
+    configs = load_configs_then_tensorflow(config, overrides)
     from involution_bench.layer_bench import bench_layers as time_layers
 
     timings = [timing for experiment in configs for timing in time_layers(experiment, repeats)]
@@ -216,6 +214,13 @@ def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
             str(timing.repeats),
         )
     make_console().print(table)
+
+
+def load_configs_then_tensorflow(paths, overrides) -> list:
+    """The configs, read before TensorFlow loads so that a bad one fails at once."""
+    configs = [load_config(path, overrides or ()) for path in paths]
+    load_tensorflow()
+    return configs
 
 
 def echo_json(timings) -> None:

@@ -263,13 +263,25 @@ inline void SumWindow(const Geometry& g, Acc<T>* general, T* out, Terms&& terms)
   }
 }
 
+// values[0, count) widened into target (resized to count).
+template <typename A, typename T>
+void WidenInto(const T* values, int64_t count, std::vector<A>& target) {
+  constexpr int64_t L = Vector<A>::kLanes;
+  target.resize(count);
+  const int64_t whole = count / L * L;
+  for (int64_t i = 0; i < whole; i += L) {
+    const typename Vector<A>::type v = LoadVector<A>(values + i);
+    std::memcpy(target.data() + i, &v, sizeof(v));
+  }
+  for (int64_t i = whole; i < count; ++i) target[i] = Widen<A>(values[i]);
+}
+
 // Forward pass over output rows [begin, end).
 template <typename T, int64_t CG>
 void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
   using A = Acc<T>;
   std::vector<A> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
-  // A window's weights widened to A once (bfloat16), rather than once per use.
-  std::vector<A> widened(std::is_same_v<A, T> ? 0 : g.taps() * g.groups);
+  std::vector<A> widened;  // bfloat16: a window's weights widened once, not at each use
   ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
                                    int64_t position) {
     const auto* weights = [&] {
@@ -277,13 +289,7 @@ void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin,
       if constexpr (std::is_same_v<A, T>) {
         return stored;
       } else {
-        constexpr int64_t L = Vector<A>::kLanes;
-        const int64_t count = g.taps() * g.groups, whole = count / L * L;
-        for (int64_t i = 0; i < whole; i += L) {
-          const typename Vector<A>::type v = LoadVector<A>(stored + i);
-          std::memcpy(widened.data() + i, &v, sizeof(v));
-        }
-        for (int64_t i = whole; i < count; ++i) widened[i] = Widen<A>(stored[i]);
+        WidenInto(stored, g.taps() * g.groups, widened);
         return static_cast<const A*>(widened.data());
       }
     }();
@@ -316,19 +322,6 @@ inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64
     outputs[count++] = output;
   }
   return count;
-}
-
-// values[0, count) widened into target (a no-op copy for float).
-template <typename A, typename T>
-void WidenInto(const T* values, int64_t count, std::vector<A>& target) {
-  constexpr int64_t L = Vector<A>::kLanes;
-  target.resize(count);
-  const int64_t whole = count / L * L;
-  for (int64_t i = 0; i < whole; i += L) {
-    const typename Vector<A>::type v = LoadVector<A>(values + i);
-    std::memcpy(target.data() + i, &v, sizeof(v));
-  }
-  for (int64_t i = whole; i < count; ++i) target[i] = Widen<A>(values[i]);
 }
 
 // Input gradient over input rows [begin, end): each value gathers from the
@@ -521,24 +514,24 @@ inline void StoreTransposed(const A* block, int64_t count, int64_t width, T* out
 }
 
 // What one thread's kernel gradients reuse from image to image.
-template <typename A>
+template <typename T>
 struct KernelGradScratch {
-  std::vector<A> planes, upstream, block;
-  std::vector<unsigned char> staging;  // a block of the result, in its own type
+  std::vector<Acc<T>> planes, upstream, block;
+  std::vector<T> staging;  // a block of the result, in its own type
 };
 
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
 // while copied, so the inner loop is the float one.
 template <typename T, int64_t K, int64_t COLS = kColumns>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     KernelGradScratch<Acc<T>>& scratch) {
+                     KernelGradScratch<T>& scratch) {
   using A = Acc<T>;
   std::vector<A>& planes = scratch.planes;
   std::vector<A>& upstream = scratch.upstream;
   const int64_t channels = g.channels, cg = g.group_channels, s = g.stride;
   const int64_t k = K ? K : g.kernel_size;
   const int64_t oh = g.out_height, ow = g.out_width;
-  const int64_t padded_ow = RoundUp(ow, COLS);  // whole blocks: no tail loop
+  const int64_t padded_ow = RoundUp(ow, COLS);      // whole blocks: no tail loop
   const int64_t rows = (oh - 1) * s + k;            // padded input rows every tap reads
   const int64_t columns = padded_ow + (k - 1) / s;  // columns per phase
   // planes[((y * s + phase) * channels + c) * columns + q] = x[b, y - pt, q * s + phase - pl, c],
@@ -589,9 +582,9 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   // (tap, group), written out transposed once the block is whole.
   const int64_t count = g.taps() * g.groups;
   scratch.block.resize(count * COLS);
-  scratch.staging.resize(count * COLS * sizeof(T));
+  scratch.staging.resize(count * COLS);
   A* block = scratch.block.data();
-  T* staging = reinterpret_cast<T*>(scratch.staging.data());
+  T* staging = scratch.staging.data();
   for (int64_t i = 0; i < oh; ++i) {
     for (int64_t j0 = 0; j0 < ow; j0 += COLS) {
       for (int64_t group = 0; group < g.groups; ++group) {

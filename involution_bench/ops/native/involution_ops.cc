@@ -177,7 +177,7 @@ class InvolutionGradOp : public InvolutionBase {
       WithKernelSize(g.kernel_size, [&](auto size) {
         WithColumns(g.out_width, [&](auto columns) {
           ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-            invbench::KernelGradScratch<Acc<T>> scratch;
+            invbench::KernelGradScratch<T> scratch;
             for (int64_t b = begin; b < end; ++b) {
               KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(g, dy, other, out,
                                                                                   b, scratch);
