@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format data train-conv train-inv reproduce rednet kernel-size study compare bench smoke clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce rednet kernel-size study compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,15 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The tables in docs/ that are generated from the code (tests check they are current).
+docs: $(INSTALLED)
+	$(BIN)/python -m involution_bench.kinds docs/configs.md
 
 # Builds $(DATA_DIR)/cifar-10-python.tar.gz from the shared JPEG copy (once).
 data: $(INSTALLED)

@@ -24,7 +24,7 @@ _PUBLIC = {
     "Involution": "involution_bench.ops",
     "involution": "involution_bench.ops",
     "LocalSelfAttention": "involution_bench.ops",
-    "SmoothedSparseCrossentropy": "involution_bench.losses",
+    "SmoothedSparseCrossentropy": "involution_bench.train.losses",
 }
 
 __all__ = sorted(_PUBLIC)

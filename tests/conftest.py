@@ -68,6 +68,13 @@ TINY_MODEL = [
 ]
 
 
+def load_cifar10(folder: Path):
+    """A CIFAR-10 copy in `folder`, through the dataset registry."""
+    from involution_bench.data import load_dataset
+
+    return load_dataset("cifar10", str(folder))
+
+
 def tiny_config(name: str = "tiny", **train) -> dict:
     return {
         "name": name,
@@ -124,23 +131,29 @@ def make_run(
     learning_rate: float = 0.001,
     **summary,
 ) -> Path:
-    """A run folder as training leaves it, with numbers derived from `accuracies`."""
+    """A run folder as training leaves it, written by the run folder's own writer, with
+    a valid config and numbers derived from `accuracies`."""
+    from involution_bench.config import config_from_dict, dump_config
+    from involution_bench.runs import RunSummary, RunWriter
+
     path = root / folder
     path.mkdir(parents=True)
-    config = {"name": name, "seed": seed, "train": {"epochs": planned, "lr": learning_rate}}
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    config = tiny_config(name)
+    config["seed"] = seed
+    config["train"].update(epochs=planned, learning_rate=learning_rate)
     history = {
         "loss": [2 - a for a in accuracies],
         "accuracy": [a + 0.05 for a in accuracies],
         "val_loss": [2.1 - a for a in accuracies],
         "val_accuracy": accuracies,
         "epoch_seconds": [10.0] * len(accuracies),
+        "train_seconds": [9.0] * len(accuracies),
     }
-    (path / "history.json").write_text(json.dumps(history))
     numbers = {}
     if accuracies:
         best = max(range(len(accuracies)), key=accuracies.__getitem__)
         numbers = {
+            "epochs_done": len(accuracies),
             "best_val_accuracy": accuracies[best],
             "best_epoch": best + 1,
             "final_val_accuracy": accuracies[-1],
@@ -153,11 +166,13 @@ def make_run(
         "seed": seed,
         "status": status,
         "epochs_planned": planned,
-        "parameters": {"total": 13080, "trainable": 13074},
+        "parameters": {"total": 13080, "trainable": 13074, "non_trainable": 6},
         "macs_per_image": 65344,
         "started_at": f"2026-11-26T00:00:0{seed}+00:00",
     }
-    (path / "summary.json").write_text(json.dumps({**base, **numbers, **summary}))
+    writer = RunWriter(path, RunSummary(**{**base, **numbers, **summary}), 80, history)
+    writer.write_config(dump_config(config_from_dict(config)))
+    writer.save()
     return path
 
 

@@ -1,9 +1,10 @@
 """One layer test for every layer kind, in the manner of keras-hub's `run_layer_test`.
 
 `run_layer_test` checks what every layer invbench builds must do: its config
-round trip, symbolic against eager calls (shapes and values), its weight
-count, save and reload with identical outputs, one compiled training step,
-and a forward pass under mixed precision.
+round trip, symbolic against eager calls (shapes and values), its trainable
+and non-trainable weight counts (as its kind declares them), save and reload
+with identical outputs, one compiled training step, and a forward pass under
+mixed precision.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def run_layer_test(
     init_kwargs: dict,
     input_shape: tuple[int, ...],
     expected_output_shape: tuple[int, ...],
-    expected_num_weights: int,
+    expected_num_trainable_weights: int,
+    expected_num_non_trainable_weights: int,
     tmp_path: Path,
 ) -> None:
     rng = np.random.default_rng(0)
@@ -42,7 +44,8 @@ def run_layer_test(
 
     # Weights: the expected number, and `build` made them all (a fresh layer
     # built from the config has the same shapes).
-    assert len(layer.weights) == expected_num_weights
+    assert len(layer.trainable_weights) == expected_num_trainable_weights
+    assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
     twin = layer_cls.from_config(config)
     twin.build(input_shape)
     assert [w.shape for w in twin.weights] == [w.shape for w in layer.weights]

@@ -162,15 +162,15 @@ def test_a_baseline_that_names_no_row(tmp_path):
 def test_a_failed_download_is_one_line(write_config, tmp_path, monkeypatch):
     import keras
 
-    from involution_bench.data import load_cifar10
+    from involution_bench.data import clear_loaded
 
     def offline():
         raise Exception("URL fetch failure on https://example.invalid/cifar: no network")
 
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
-    load_cifar10.cache_clear()
+    clear_loaded()
     result = train_tiny(write_config, tmp_path)
-    load_cifar10.cache_clear()
+    clear_loaded()
     assert_one_line_error(result, "CIFAR-10 download", "URL fetch failure", DATA_DIR_ENV)
     assert not list((tmp_path / "runs").iterdir())

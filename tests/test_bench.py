@@ -12,13 +12,15 @@ from conftest import tiny_config
 from reference import involution_reference
 from typer.testing import CliRunner
 
-from involution_bench import bench
-from involution_bench.attention_bench import AttentionShape, article_attention
+from involution_bench.bench import model as model_bench
+from involution_bench.bench import op as bench
+from involution_bench.bench.attention import AttentionShape
+from involution_bench.bench.layers import bench_layers
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
-from involution_bench.flops import layer_costs, total_macs
-from involution_bench.layer_bench import bench_layers
-from involution_bench.models import build_model
+from involution_bench.models.build import build_model
+from involution_bench.models.macs import layer_costs, total_macs
+from involution_bench.ops.article import article_attention, article_involution
 
 runner = CliRunner()
 TINY = bench.OpShape("tiny", batch=2, size=9, channels=8, kernel_size=3, groups=2, stride=2)
@@ -32,9 +34,7 @@ def test_article_formulation_computes_involution(shape):
     kernel = rng.normal(
         size=(batch, -(-height // stride), -(-width // stride), kernel_size**2, groups)
     )
-    actual = bench.article_involution(
-        tf.constant(x), tf.constant(kernel), kernel_size, stride, groups
-    )
+    actual = article_involution(tf.constant(x), tf.constant(kernel), kernel_size, stride, groups)
     np.testing.assert_allclose(
         actual.numpy(), involution_reference(x, kernel, kernel_size, stride, groups), atol=1e-10
     )
@@ -111,7 +111,7 @@ def test_model_table_compares_against_the_right_baseline(layers, variants):
     if layers:
         raw["model"]["layers"] = layers
     config = config_from_dict(raw)
-    timings = bench.bench_model(config, steps=2, warmup=1)
+    timings = model_bench.bench_model(config, steps=2, warmup=1)
     assert [timing.variant for timing in timings] == variants
     assert timings[0].speedup == 1.0
     assert all(timing.train_images_per_second > 0 for timing in timings)
@@ -149,7 +149,7 @@ def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
 
 def test_pair_ratios_put_step_time_beside_multiply_adds():
     def timing(config, variant, milliseconds, macs):
-        return bench.ModelTiming(config, variant, False, milliseconds, 1, 1, 1, macs, 1)
+        return model_bench.ModelTiming(config, variant, False, milliseconds, 1, 1, 1, macs, 1)
 
     timings = [
         timing("resnet", "keras defaults", 80, 4_000_000),
@@ -157,8 +157,8 @@ def test_pair_ratios_put_step_time_beside_multiply_adds():
         timing("rednet", "article formulation", 400, 2_400_000),
         timing("rednet", "invbench", 120, 2_400_000),
     ]
-    assert bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6)]
-    assert bench.pair_ratios(timings[:2]) == []
+    assert model_bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6)]
+    assert model_bench.pair_ratios(timings[:2]) == []
 
 
 def test_op_table_in_bfloat16_moves_half_the_bytes():

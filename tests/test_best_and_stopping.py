@@ -5,15 +5,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import load_cifar10, tiny_config
 from typer.testing import CliRunner
 
-from involution_bench.callbacks import epochs_without_improvement
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
-from involution_bench.data import DATA_DIR_ENV, load_cifar10, scaled
+from involution_bench.data import DATA_DIR_ENV, scaled
 from involution_bench.runs import load_run
-from involution_bench.training import prepare_resume, prepare_run
+from involution_bench.train.callbacks import epochs_without_improvement
+from involution_bench.train.loop import prepare_resume, prepare_run
 
 runner = CliRunner()
 

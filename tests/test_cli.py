@@ -108,7 +108,7 @@ def test_plot_redraws_the_newest_run(trained):
 def test_compare_shows_runs_side_by_side_and_writes_its_files(trained, tmp_path):
     _, run_dir, _ = trained
     out = tmp_path / "cmp"
-    result = runner.invoke(app, ["compare", str(run_dir.parent), "--out", str(out)])
+    result = runner.invoke(app, ["compare", str(run_dir.parent), "--out", str(out), "--wide"])
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert "tiny" in result.stdout and "completed" in result.stdout and "2/2" in result.stdout
@@ -218,7 +218,7 @@ def test_help_lists_every_command():
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(write_config, tmp_path, monkeypatch):
-    from involution_bench.progress import EpochLines
+    from involution_bench.train.progress import EpochLines
 
     def interrupt_after_printing(self, epoch, logs=None):
         self.console.print(f"epoch {epoch + 1} done")

@@ -146,7 +146,7 @@ def test_impossible_layers(write_config, entry, problem):
 
 def test_model_must_end_in_ten_outputs(write_config):
     message = error_for(write_config, with_layer(-1, {"dense": {"units": 7}}))
-    assert "model.layers: must end in 10 outputs" in message and "not 7" in message
+    assert "model.layers[6].dense.units: must end in 10 outputs" in message and "not 7" in message
 
 
 def test_dense_on_an_image_is_refused(write_config):

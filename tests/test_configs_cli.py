@@ -37,7 +37,7 @@ def test_diff_shows_the_keys_that_differ_then_the_results(tmp_path):
     result = runner.invoke(app, ["diff", str(first), str(second)])
     assert result.exit_code == 0, result.output
     config_part, results_part = result.stdout.split("results", 1)
-    assert "train.lr" in config_part and "0.001" in config_part and "0.1" in config_part
+    assert "train.learning_rate" in config_part and "0.001" in config_part and "0.1" in config_part
     assert "seed" in config_part and "name" not in config_part.replace("config key", "")
     assert "best val acc" in results_part
     assert "0.6000" in results_part and "0.4500" in results_part

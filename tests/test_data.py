@@ -7,9 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TEST_IMAGES, TRAIN_PER_BATCH
+from conftest import TEST_IMAGES, TRAIN_PER_BATCH, load_cifar10
 
-from involution_bench.data import DATA_DIR_ENV, load_cifar10, make_datasets, resolve_data_dir
+from involution_bench.data import DATA_DIR_ENV, resolve_data_dir
+from involution_bench.data.pipelines import make_datasets
 from involution_bench.errors import DataError
 
 

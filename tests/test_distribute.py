@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from involution_bench.distribute import TF_CONFIG_ENV, distribution, is_chief
 from involution_bench.errors import ConfigError
 from involution_bench.ops.native import native_ops
+from involution_bench.train.distribute import TF_CONFIG_ENV, distribution, is_chief
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ tf.config.set_logical_device_configuration(
 )
 from pathlib import Path
 from involution_bench.config import config_from_dict
-from involution_bench.training import train
+from involution_bench.train.loop import train
 
 spec = json.loads(sys.argv[1])
 runs = Path(sys.argv[2])
@@ -160,7 +160,7 @@ WORKER_SCRIPT = """
 import json, sys
 from pathlib import Path
 from involution_bench.config import config_from_dict
-from involution_bench.training import train
+from involution_bench.train.loop import train
 
 layers = json.loads(sys.argv[1])
 config = config_from_dict({
@@ -187,7 +187,7 @@ def free_ports(count: int) -> list[int]:
 
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path, monkeypatch, cifar_dir):
     from involution_bench.config import config_from_dict
-    from involution_bench.training import train
+    from involution_bench.train.loop import train
 
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []

@@ -10,9 +10,10 @@ from conftest import assert_one_line_error, tiny_config
 from typer.testing import CliRunner
 
 from involution_bench.cli import app
-from involution_bench.data import CLASS_NAMES, DATA_DIR_ENV
-from involution_bench.evaluate import confusion_matrix
+from involution_bench.data import DATA_DIR_ENV
+from involution_bench.data.cifar10 import CLASS_NAMES
 from involution_bench.runs import load_run
+from involution_bench.train.evaluate import confusion_matrix
 
 runner = CliRunner()
 

@@ -6,8 +6,8 @@ import keras
 import pytest
 
 from involution_bench.config import load_config
-from involution_bench.flops import layer_costs, layer_macs, total_macs
-from involution_bench.models import build_model
+from involution_bench.models.build import build_model
+from involution_bench.models.macs import layer_costs, layer_macs, total_macs
 from involution_bench.ops import Involution
 
 

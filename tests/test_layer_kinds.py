@@ -8,9 +8,9 @@ import keras
 import pytest
 
 from involution_bench.config import config_from_dict
-from involution_bench.flops import layer_costs
-from involution_bench.layer_kinds import LAYER_KINDS, Shape
-from involution_bench.models import build_model
+from involution_bench.kinds import LAYER_KINDS, Shape
+from involution_bench.models.build import build_model
+from involution_bench.models.macs import layer_costs
 
 IMAGE = Shape(9, 11, 4)
 

@@ -237,8 +237,8 @@ def test_a_saved_model_reloads_in_a_fresh_process(tmp_path):
 
 
 def test_macs_and_maps_cover_attention():
-    from involution_bench.flops import layer_costs
-    from involution_bench.kernels import kernel_maps
+    from involution_bench.models.macs import layer_costs
+    from involution_bench.models.maps import kernel_maps
 
     inputs = keras.Input((9, 11, 4))
     layer = LocalSelfAttention(3, heads=2, stride=2)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from involution_bench.losses import SmoothedSparseCrossentropy, training_loss
+from involution_bench.train.losses import SmoothedSparseCrossentropy, training_loss
 
 
 def reference_loss(labels, logits, smoothing):

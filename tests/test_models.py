@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from involution_bench.config import load_config
-from involution_bench.models import build_model, parameter_counts
+from involution_bench.models.build import build_model, parameter_counts
 from involution_bench.ops import Involution
 
 
@@ -103,7 +103,7 @@ def test_the_rednet_pair_differs_only_in_its_spatial_operator():
 
 
 def test_rednet_is_within_a_third_of_the_article_cnn():
-    from involution_bench.flops import layer_costs, total_macs
+    from involution_bench.models.macs import layer_costs, total_macs
 
     def size(path):
         config = load_config(path)
@@ -118,7 +118,7 @@ EQUAL_MACS = [f"configs/equal-macs/{name}.yaml" for name in ("conv", "involution
 
 
 def test_the_equal_budget_trio_differs_in_operator_and_widths_only():
-    from involution_bench.flops import layer_costs, total_macs
+    from involution_bench.models.macs import layer_costs, total_macs
 
     resnet = load_config("configs/resnet.yaml")
     configs = [load_config(path) for path in EQUAL_MACS]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from involution_bench.machine import cpu_flags
 from involution_bench.ops import native
+from involution_bench.system.machine import cpu_flags
 
 
 def test_builds_and_loads_wherever_a_compiler_exists():

@@ -9,8 +9,8 @@ from conftest import tiny_config
 
 from involution_bench.config import config_from_dict, load_config
 from involution_bench.errors import ConfigError
-from involution_bench.flops import layer_costs, total_macs
-from involution_bench.models import build_model, involution_layers
+from involution_bench.models.build import build_model, involution_op_layers
+from involution_bench.models.macs import layer_costs, total_macs
 
 BLOCK = {
     "residual": {
@@ -46,7 +46,7 @@ def test_a_residual_block_adds_its_branch_to_its_projection():
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert len(adds) == 2
     assert tuple(adds[0].output.shape) == (None, 16, 16, 16)
-    assert [layer.name for layer in involution_layers(model)] == ["inv"]
+    assert [layer.name for layer in involution_op_layers(model)] == ["inv"]
     # stem 3*3*3*16+16, reduce 16*8+8, inv (8->4: 36, bn 16, span 4->18: 90), expand 8*16+16,
     # proj 16*16+16, identity conv 3*3*16*16+16, logits 16*10+10
     expected = 448 + 136 + 36 + 16 + 90 + 144 + 272 + 2320 + 170

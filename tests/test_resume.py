@@ -232,7 +232,7 @@ def test_a_held_lock_names_its_process_and_a_dead_holder_blocks_nothing(write_co
             sys.executable,
             "-c",
             "import time; from pathlib import Path;"
-            "from involution_bench.run_lock import RunLock;"
+            "from involution_bench.runs import RunLock;"
             f"lock = RunLock(Path({str(run_dir)!r})).acquire(); print('locked', flush=True);"
             "time.sleep(600)",
         ],

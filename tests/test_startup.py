@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from involution_bench.cli import app
 from involution_bench.data import DATA_DIR_ENV
-from involution_bench.quiet import filtered_stderr, is_chatter
+from involution_bench.system.quiet import filtered_stderr, is_chatter
 
 runner = CliRunner()
 INVBENCH = Path(sys.executable).with_name("invbench")
@@ -186,3 +186,15 @@ def test_saved_models_load_whichever_of_keras_and_invbench_is_imported_first(tmp
         )
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.split() == ["Involution", "SmoothedSparseCrossentropy"]
+
+
+def test_bench_cli_answers_in_a_folder_without_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INVBENCH_RUNS_DIR", raising=False)
+    result = runner.invoke(app, ["bench", "cli", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["command"] for row in json.loads(result.stdout)] == [
+        "invbench --help",
+        "invbench runs",
+    ]
+    assert not (tmp_path / "runs").exists()

@@ -13,7 +13,7 @@ from involution_bench.cli import app
 from involution_bench.data import DATA_DIR_ENV
 from involution_bench.errors import ConfigError, InvbenchError
 from involution_bench.runs import find_runs, load_run
-from involution_bench.sweep import parse_grid, parse_shard, plan_sweep, shard_members
+from involution_bench.runs.sweep import parse_grid, parse_shard, plan_sweep, shard_members
 
 runner = CliRunner()
 INVOLUTION_SIZES = "model.layers.*.residual.layers.*.involution.kernel_size"
@@ -185,7 +185,7 @@ def test_a_bad_grid_is_one_line_and_leaves_no_sweep_folder(write_config, tmp_pat
 
 
 def test_swept_keys_come_from_the_folder_or_the_sweeps_below_it(tmp_path):
-    from involution_bench.sweep import swept_keys
+    from involution_bench.runs.sweep import swept_keys
 
     sweep = tmp_path / "sweep-20261129-000000-tiny"
     sweep.mkdir()
@@ -200,7 +200,7 @@ def test_swept_keys_come_from_the_folder_or_the_sweeps_below_it(tmp_path):
 
 def test_a_sweeps_identity_follows_its_inputs_not_the_schema(write_config, monkeypatch):
     """A newer invbench adds config keys; re-running the sweep must still find its folder."""
-    from involution_bench import sweep
+    from involution_bench.runs import sweep
 
     path = write_config(tiny_config())
     grid = ["train.batch_size=16,32"]

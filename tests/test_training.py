@@ -15,7 +15,7 @@ from conftest import tiny_config
 
 from involution_bench.config import config_from_dict
 from involution_bench.data import DATA_DIR_ENV
-from involution_bench.training import prepare_run, train
+from involution_bench.train.loop import prepare_run, train
 
 
 class StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -88,7 +88,7 @@ NATIVE_MODEL = [
     ],
 )
 def test_jit_compile_resolution(layers, setting, expected):
-    from involution_bench.models import build_model, resolve_jit_compile
+    from involution_bench.models.build import build_model, resolve_jit_compile
     from involution_bench.ops.involution import native_suits
 
     raw = tiny_config()
@@ -112,7 +112,7 @@ def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from involution_bench.optimizers import learning_rate_schedule
+    from involution_bench.train.optimizers import learning_rate_schedule
 
     config = config_from_dict(
         tiny_config(epochs=10, learning_rate=0.1, schedule="cosine", warmup_epochs=2)
@@ -142,7 +142,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     ],
 )
 def test_optimizers_get_their_settings(train, kind, expected):
-    from involution_bench.optimizers import make_optimizer
+    from involution_bench.train.optimizers import make_optimizer
 
     optimizer = make_optimizer(config_from_dict(tiny_config(**train)).train, steps_per_epoch=3)
     assert type(optimizer).__name__ == kind

@@ -1,12 +1,13 @@
 """The `invbench` command line: parsing, friendly errors and Rich output over the library.
 
-The Typer app and its shared pieces are in `app.py`; the commands are in
-`train.py` (train, resume, sweep), `results.py` (info, plot, compare,
-runs, kernels, data), `configs.py` (config, diff) and `bench.py` (bench op,
-model, cli).
+The Typer app and its shared pieces are in `app.py`; a command group is one
+file: `train.py` (train, sweep), `compare.py` (compare, runs, plot),
+`models.py` (info, eval, kernels), `data.py` (data), `configs.py` (config,
+diff) and `bench.py` (bench op, model, layers, cli).
 
 Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
-line naming the file or key and the problem; 130 interrupted; 1 unexpected.
+line naming the file or key and the problem; 130 interrupted; 1 unexpected
+(a failing disk or permission: one line naming the path).
 
 TensorFlow and Keras take seconds to import and print chatter when they do,
 so nothing here imports them at module level: `--help` and the commands that
@@ -18,7 +19,9 @@ their start-up lines off the terminal.
 # Importing a command module registers its commands, in this order in --help.
 # isort: off
 from involution_bench.cli import train  # noqa: F401
-from involution_bench.cli import results  # noqa: F401
+from involution_bench.cli import compare  # noqa: F401
+from involution_bench.cli import models  # noqa: F401
+from involution_bench.cli import data  # noqa: F401
 from involution_bench.cli import configs  # noqa: F401
 from involution_bench.cli import bench  # noqa: F401
 from involution_bench.cli.app import app

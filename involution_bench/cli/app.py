@@ -1,4 +1,10 @@
-"""The Typer app, its shared options, friendly errors and output helpers."""
+"""The Typer app, its shared options, friendly errors and output helpers.
+
+Every command is registered through `InvbenchTyper.command`, which applies
+`friendly_errors`: that is the one place where bad input becomes one line and
+exit code 2, Ctrl-C and SIGTERM exit code 130, and a failing disk one line
+naming the path.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,47 @@ from rich.console import Console
 from involution_bench.errors import InvbenchError
 from involution_bench.runs import Run, find_runs, load_run, read_run
 
-app = typer.Typer(
+
+def friendly_errors(command):
+    """Bad input becomes one line and exit code 2; Ctrl-C becomes exit code 130; a
+    disk or permission error becomes one line naming the path, and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InvbenchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            typer.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+class InvbenchTyper(typer.Typer):
+    """A Typer app whose every command gets `friendly_errors`."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(function):
+            register(friendly_errors(function))
+            return function
+
+        return decorator
+
+
+app = InvbenchTyper(
     name="invbench",
-    help="Train and compare convolution and involution classifiers on CIFAR-10.",
+    help="Train and compare convolution, involution and local self-attention image "
+    "classifiers (CIFAR-10 by default).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -40,27 +84,10 @@ Overrides = Annotated[
 ]
 
 
-def friendly_errors(command):
-    """Bad input becomes one line and exit code 2; Ctrl-C becomes exit code 130."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except InvbenchError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
 def load_tensorflow() -> None:
     """Import TensorFlow quietly, after the input is checked and before the library's
     own imports would load it noisily."""
-    from involution_bench.quiet import import_tensorflow
+    from involution_bench.system.quiet import import_tensorflow
 
     import_tensorflow()
 

@@ -11,17 +11,17 @@ from rich.table import Table
 
 from involution_bench.cli.app import (
     ConfigFiles,
+    InvbenchTyper,
     Overrides,
     app,
-    friendly_errors,
     load_tensorflow,
     make_console,
 )
 from involution_bench.config import load_config
 from involution_bench.errors import InvbenchError
-from involution_bench.machine import cpu_description
+from involution_bench.system.machine import cpu_description
 
-bench_app = typer.Typer(
+bench_app = InvbenchTyper(
     help="Time the involution op's implementations, or whole models, against baselines.",
     no_args_is_help=True,
 )
@@ -36,7 +36,6 @@ class OpDtype(str, Enum):
 
 
 @bench_app.command("op")
-@friendly_errors
 def bench_op(
     shapes: Annotated[
         list[str] | None,
@@ -56,7 +55,7 @@ def bench_op(
     """Forward + backward time of each implementation of involution and of local
     self-attention's neighbourhood part, against the article's form."""
     load_tensorflow()
-    from involution_bench import bench
+    from involution_bench.bench import op as bench
 
     unknown = sorted(set(shapes or ()) - set(bench.ALL_OP_SHAPES))
     if unknown:
@@ -92,7 +91,6 @@ def bench_op(
 
 
 @bench_app.command("model")
-@friendly_errors
 def bench_model(
     config: ConfigFiles,
     overrides: Overrides = None,
@@ -101,7 +99,7 @@ def bench_model(
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
     configs = load_configs_then_tensorflow(config, overrides)
-    from involution_bench import bench
+    from involution_bench.bench import model as bench
 
     timings = [
         timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
@@ -143,7 +141,6 @@ def bench_model(
 
 
 @bench_app.command("layers")
-@friendly_errors
 def bench_layers(
     config: ConfigFiles,
     overrides: Overrides = None,
@@ -153,7 +150,7 @@ def bench_layers(
     """Where a training step goes: each layer's forward and backward, timed alone
     at the config's batch size and precision (no XLA), and the total by kind."""
     configs = load_configs_then_tensorflow(config, overrides)
-    from involution_bench.layer_bench import bench_layers as time_layers
+    from involution_bench.bench.layers import bench_layers as time_layers
 
     timings = [timing for experiment in configs for timing in time_layers(experiment, repeats)]
     if as_json:
@@ -195,10 +192,9 @@ def bench_layers(
 
 
 @bench_app.command("cli")
-@friendly_errors
 def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
     """Start-up time of `invbench --help` and `invbench runs`, each in a fresh process."""
-    from involution_bench.startup import bench_startup
+    from involution_bench.bench.startup import bench_startup
 
     timings = bench_startup(repeats=repeats)
     if as_json:

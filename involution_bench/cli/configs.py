@@ -11,15 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from involution_bench.cli.app import Overrides, app, friendly_errors, make_console
-from involution_bench.compare import COLUMNS, comparison, current_schema, format_cell
+from involution_bench.analysis.rows import COLUMNS, current_schema, format_cell, make_row
+from involution_bench.cli.app import Overrides, app, make_console
 from involution_bench.config import dump_config, flatten_config, load_config
 from involution_bench.errors import RunError
 from involution_bench.runs import load_run
 
 
 @app.command("config")
-@friendly_errors
 def show_config(
     config: Annotated[Path, typer.Argument(metavar="FILE", help="Experiment YAML.")],
     overrides: Overrides = None,
@@ -32,7 +31,6 @@ def show_config(
 
 
 @app.command()
-@friendly_errors
 def diff(
     run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="A run folder.")],
     run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="Another run folder.")],
@@ -49,7 +47,7 @@ def diff(
     else:
         console.print("configs: identical")
     results = Table("result", str(run_a), str(run_b), title="results")
-    row_a, row_b = comparison([first], group=False), comparison([second], group=False)
+    row_a, row_b = [make_row([first])], [make_row([second])]
     for column in COLUMNS[1:]:
         results.add_row(
             column.header,

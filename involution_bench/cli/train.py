@@ -17,7 +17,6 @@ from involution_bench.cli.app import (
     Overrides,
     RunsDir,
     app,
-    friendly_errors,
     load_tensorflow,
     make_console,
 )
@@ -26,7 +25,6 @@ from involution_bench.errors import InvbenchError
 
 
 @app.command()
-@friendly_errors
 def train(
     config: Annotated[
         list[Path] | None,
@@ -63,7 +61,7 @@ def train(
         raise InvbenchError("--repeat", "cannot be combined with --resume")
     configs = [load_config(path, overrides or ()) for path in config or ()]  # all checked first
     load_tensorflow()
-    from involution_bench.training import prepare_resume, prepare_run
+    from involution_bench.train.loop import prepare_resume, prepare_run
 
     if resume:
         jobs = [functools.partial(prepare_resume, resume, overrides or ())]
@@ -84,8 +82,8 @@ def train(
 
 def fit_and_report(run, console: Console, quiet: bool) -> None:
     """Train a prepared run with a progress display, then print its result."""
-    from involution_bench.callbacks import NonFiniteLoss
-    from involution_bench.progress import EpochLines, LiveProgress
+    from involution_bench.train.callbacks import NonFiniteLoss
+    from involution_bench.train.progress import EpochLines, LiveProgress
 
     experiment = run.config
     # A live display only makes sense on a terminal; logs get one line per epoch.
@@ -136,7 +134,6 @@ def terminate_as_interrupt():
 
 
 @app.command()
-@friendly_errors
 def sweep(
     config: Annotated[
         Path, typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML.")
@@ -170,7 +167,7 @@ def sweep(
     ] = False,
 ) -> None:
     """Train every combination of the grids into one sweep folder; run it again to go on."""
-    from involution_bench.sweep import (
+    from involution_bench.runs.sweep import (
         member_state,
         parse_shard,
         plan_sweep,
@@ -194,7 +191,7 @@ def sweep(
         err=True,
     )
     load_tensorflow()
-    from involution_bench.training import prepare_resume, prepare_run
+    from involution_bench.train.loop import prepare_resume, prepare_run
 
     console, failures = make_console(), counts["failed"]
     with terminate_as_interrupt():

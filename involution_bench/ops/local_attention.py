@@ -223,8 +223,6 @@ class LocalSelfAttention(keras.layers.Layer):
             heads=heads,
             stride=stride,
         )
-        if kernel_size % 2 == 0:
-            raise ValueError(f"LocalSelfAttention kernel_size must be odd, got {kernel_size}")
         self.kernel_size = kernel_size
         self.heads = heads
         self.stride = stride

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from involution_bench.machine import cpu_fields, cpu_flags
+from involution_bench.system.machine import cpu_fields, cpu_flags
 
 SOURCE = Path(__file__).with_name("involution_ops.cc")
 # The kernels' arithmetic, which the source includes: a change to it rebuilds too.

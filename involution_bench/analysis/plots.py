@@ -1,0 +1,277 @@
+"""Matplotlib figures for runs: loss and accuracy panels, comparisons, trade-offs, kernel maps.
+
+Figures are drawn with the object-oriented API (no pyplot state, no GUI
+backend) and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
+
+from involution_bench.analysis.rows import Row, mean_curves, row_labels
+from involution_bench.runs import ACCURACY_PLOT, LOSS_PLOT, Run, RunFolder, write_atomic
+
+PANELS = {
+    "loss": ("Loss", ("loss", "val_loss")),
+    "accuracy": ("Accuracy", ("accuracy", "val_accuracy")),
+}
+SERIES_STYLE = {
+    "loss": {"label": "train loss", "color": "tab:blue", "linestyle": "--"},
+    "val_loss": {"label": "validation loss", "color": "tab:blue"},
+    "accuracy": {"label": "train accuracy", "color": "tab:orange", "linestyle": "--"},
+    "val_accuracy": {"label": "validation accuracy", "color": "tab:orange"},
+}
+
+
+def history_figure(history: Mapping[str, Sequence[float]], metric: str, title: str) -> Figure:
+    """One panel: the train and validation curves of `metric` ("loss" or "accuracy")."""
+    label, series = PANELS[metric]
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for key in series:
+        values = list(history.get(key, []))
+        epochs = range(1, len(values) + 1)
+        axes.plot(epochs, values, marker="o", markersize=3, **SERIES_STYLE[key])
+    axes.set_title(f"{label}: {title}")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(label.lower())
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    return figure
+
+
+def comparison_figure(
+    labels: Sequence[str],
+    curves: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+) -> Figure:
+    """The article's two panels with every run (or seed group) in its own colour.
+
+    `curves[i][key]` is (mean, spread) per epoch for the history `key`; train
+    curves are dashed, validation solid, and a spread draws a shaded band.
+    """
+    figure = Figure(figsize=(13, 5.2), layout="constrained")
+    panels = figure.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(labels))]
+    for axes, (metric, (title, keys)) in zip(panels, PANELS.items(), strict=True):
+        for label, run_curves, colour in zip(labels, curves, colours, strict=True):
+            for key, linestyle, part in zip(
+                keys, ("--", "-"), ("train", "validation"), strict=True
+            ):
+                means, spreads = run_curves[key]
+                epochs = range(1, len(means) + 1)
+                axes.plot(
+                    epochs,
+                    means,
+                    color=colour,
+                    linestyle=linestyle,
+                    marker="o",  # a run of one epoch is a point, not an invisible line
+                    markersize=3,
+                    label=f"{label}: {part}",
+                )
+                if any(spreads):
+                    low = [m - s for m, s in zip(means, spreads, strict=True)]
+                    high = [m + s for m, s in zip(means, spreads, strict=True)]
+                    axes.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
+        axes.set_title(title)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max((len(c["val_loss"][0]) for c in curves), default=0) <= 1:
+            axes.set_xlim(0.5, 1.5)  # one whole epoch to mark: the locator would add fractions
+            axes.set_xticks([1])
+        axes.grid(True, alpha=0.3)
+    handles, texts = panels[0].get_legend_handles_labels()
+    # As many columns as fit across the figure (about 170 characters of legend).
+    widest = max((len(text) for text in texts), default=1)
+    columns = max(1, min(4, len(texts), LEGEND_CHARACTERS // (widest + 6)))
+    figure.legend(handles, texts, loc="outside lower center", ncols=columns)
+    return figure
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """A figure outside a run folder (a comparison's): written whole, or not at all."""
+    write_atomic(path, png_bytes(figure))
+    return path
+
+
+# The run folder's file of each history panel.
+PANEL_FILES = {"loss": LOSS_PLOT, "accuracy": ACCURACY_PLOT}
+
+
+def plot_run(run: Run) -> list[Path]:
+    """(Re)draw `loss.png` and `accuracy.png` in the run folder."""
+    folder = RunFolder(run.path)
+    return [
+        folder.write_bytes(
+            PANEL_FILES[metric], png_bytes(history_figure(run.history, metric, run.name))
+        )
+        for metric in PANELS
+    ]
+
+
+def plot_comparison(rows: Sequence[Row], path: Path) -> Path:
+    """Every row's curves overlaid; a group of seeds draws its mean and a ±1 std band."""
+    curves = [mean_curves(row.runs) for row in rows]
+    return save_figure(comparison_figure(row_labels(rows), curves), path)
+
+
+LEGEND_CHARACTERS = 170  # the comparison figure's width, in legend characters
+
+# (summary field, axis label, log scale) of each trade-off panel's cost axis
+TRADEOFF_PANELS = (
+    ("macs_per_image", "multiply-adds per image", True),
+    ("parameters", "parameters", True),
+    ("seconds_per_epoch", "training seconds per epoch", False),
+)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other beats on both counts (less cost, more accuracy), by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, accuracy in sorted(points, key=lambda point: (point[0], -point[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((cost, accuracy))
+    return front
+
+
+def tradeoff_figure(rows: Sequence[Row]) -> Figure:
+    """Best validation accuracy (mean, 95% interval as error bars) against each cost,
+    with the Pareto front drawn and every point labelled. Costs that span more
+    than a decade get a log axis."""
+    labels = row_labels(rows, with_group_size=False)
+    figure = Figure(figsize=(16, 5.4), layout="constrained")
+    panels = figure.subplots(1, len(TRADEOFF_PANELS), sharey=True)
+    for axes, (key, axis_label, log_scale) in zip(panels, TRADEOFF_PANELS, strict=True):
+        points, placed = [], []
+        for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            cost, accuracy = _mean(row.values[key]), _mean(row.values["best_val_accuracy"])
+            if cost is None or accuracy is None:
+                continue
+            interval = row.interval
+            error = None
+            if interval is not None and interval.low is not None:
+                error = [[accuracy - interval.low], [interval.high - accuracy]]
+            axes.errorbar(
+                cost, accuracy, yerr=error, fmt="o", color=f"C{index % 10}", capsize=4, zorder=3
+            )
+            points.append((cost, accuracy))
+            placed.append(label)
+        _label_points(axes, points, placed)
+        front = pareto_front(points)
+        if len(front) > 1:
+            axes.step(
+                *zip(*front, strict=True),
+                where="post",
+                color="0.4",
+                linestyle=":",
+                label="Pareto front",
+                zorder=2,
+            )
+            axes.legend(loc="lower right", fontsize=8)
+        # A log axis only pays across a decade; within one its labels crowd together.
+        costs = [cost for cost, _ in points]
+        if log_scale and costs and max(costs) > 10 * min(costs):
+            axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(EngFormatter(sep=" "))
+        axes.set_xlabel(axis_label)
+        axes.grid(True, alpha=0.3, which="both")
+        axes.margins(x=0.15, y=0.12)
+    panels[0].set_ylabel("best validation accuracy (mean, 95% CI)")
+    return figure
+
+
+def _label_points(axes, points: list[tuple[float, float]], labels: list[str]) -> None:
+    """Each point's label above and right of it; below instead where it would run into
+    the label of a point close by (a label spans about a quarter of the panel)."""
+    if not points:
+        return
+    xs, ys = zip(*points, strict=True)
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    above: list[tuple[float, float]] = []
+    for (x, y), label in zip(points, labels, strict=True):
+        crowded = any(
+            abs(x - other_x) < 0.25 * x_span and abs(y - other_y) < 0.1 * y_span
+            for other_x, other_y in above
+        )
+        offset = (6, -12) if crowded else (6, 6)
+        if not crowded:
+            above.append((x, y))
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+
+
+def plot_tradeoff(rows: Sequence[Row], path: Path) -> Path:
+    return save_figure(tradeoff_figure(rows), path)
+
+
+def _mean(value) -> float | None:
+    """A cell's number: a single run's value, or a seed group's mean."""
+    if value is None:
+        return None
+    return float(getattr(value, "mean", value))
+
+
+def confusion_figure(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str
+) -> Figure:
+    """Counts of true (rows) against predicted (columns) classes, each row's share as colour."""
+    counts = np.asarray(matrix)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(8.2, 7), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if shares[row, column] > 0.5 else "black"
+        axes.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
+    figure.colorbar(image, ax=axes, label="share of the true class", shrink=0.8)
+    return figure
+
+
+def kernel_figure(
+    images: Sequence, captions: Sequence[str], maps: Sequence[tuple[str, Sequence]]
+) -> Figure:
+    """One row per image: the image, then each layer's heat map (titled by `maps`)."""
+    rows, columns = len(images), 1 + len(maps)
+    figure = Figure(figsize=(2.1 * columns, 2.2 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for row, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        grid[row, 0].imshow(image)
+        grid[row, 0].set_title(caption, fontsize=9)
+        for column, (title, layer_maps) in enumerate(maps, start=1):
+            grid[row, column].imshow(layer_maps[row], cmap="viridis")
+            if row == 0:
+                grid[row, column].set_title(title, fontsize=9)
+    for axes in grid.flat:
+        axes.set_axis_off()
+    return figure
+
+
+def image_grid_figure(images: Sequence, captions: Sequence[str], columns: int = 5) -> Figure:
+    """The article's grid of training images titled by class."""
+    rows = -(-len(images) // columns)
+    figure = Figure(figsize=(2 * columns, 2.15 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, image, caption in zip(grid.flat, images, captions, strict=False):
+        axes.imshow(image)
+        axes.set_title(caption, fontsize=10)
+    for axes in grid.flat:
+        axes.set_axis_off()
+    return figure

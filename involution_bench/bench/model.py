@@ -1,0 +1,113 @@
+"""Timing whole models against their baselines: `invbench bench model`.
+
+The baseline of a model with a kind that declares one (involution: the
+article's formulation) is the same model with that kind's baseline layer;
+a model without one is timed against itself with Keras' defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+
+from involution_bench.bench.timing import median_seconds
+from involution_bench.config import ExperimentConfig, kind_names
+from involution_bench.kinds import LAYER_KINDS
+from involution_bench.models import build_model, layer_costs, resolve_jit_compile, total_macs
+
+TRAINING_MAC_FACTOR = 3  # forward, input gradient, weight gradient
+
+
+@dataclass(frozen=True)
+class ModelTiming:
+    config: str
+    variant: str
+    jit_compile: bool
+    step_milliseconds: float  # one training step at the config's batch size
+    train_images_per_second: float
+    inference_images_per_second: float
+    speedup: float  # the baseline's step time over this one's
+    macs_per_image: int  # forward multiply-adds (as `invbench info` counts them)
+    # Training multiply-adds per second: forward plus the two backward passes
+    # (input and weight gradients), about 3x the forward count, per image.
+    train_gmacs_per_second: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, bool | None]]:
+    """(variant, model, jit_compile): the baseline first, then what invbench trains."""
+    layers, shape = config.layers, config.model.input_shape
+    keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
+    ours = build_model(layers, shape, config.name)
+    jit = resolve_jit_compile(config.train.jit_compile, ours)
+    swapped = [LAYER_KINDS[name] for name in kind_names(layers) if LAYER_KINDS[name].baseline]
+    if swapped:  # residual blocks included
+        builders = {kind.name: kind.baseline_class() for kind in swapped}
+        baseline = build_model(layers, shape, config.name, builders=builders)
+        label = ", ".join(kind.baseline.label for kind in swapped)
+        # The article trained without XLA; its extract_patches form gains little from it.
+        return [(label, baseline, False), ("invbench", ours, jit)]
+    keras_default = build_model(layers, shape, config.name)
+    return [("keras defaults", keras_default, None), ("invbench", ours, jit)]
+
+
+def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[ModelTiming]:
+    """Training-step time and inference speed of a config's model against its baseline."""
+    batch = config.train.batch_size
+    rng = np.random.default_rng(config.seed)
+    images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
+    variants = model_variants(config)
+    classes = variants[0][1].output_shape[-1]  # the dataset's classes, as the config says
+    labels = rng.integers(0, classes, batch).astype(np.int32)
+    results = []
+    for variant, model, jit in variants:
+        macs = total_macs(layer_costs(model))
+        # jit None: Keras' own default ("auto"), the baseline for plain models.
+        model.compile(
+            optimizer="adam",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile="auto" if jit is None else jit,
+        )
+        step = median_seconds(lambda m=model: m.train_on_batch(images, labels), steps, warmup)
+        infer = median_seconds(lambda m=model: m.predict_on_batch(images), steps, warmup)
+        results.append(
+            ModelTiming(
+                config=config.name,
+                variant=variant,
+                jit_compile=bool(model.jit_compile),
+                step_milliseconds=step * 1e3,
+                train_images_per_second=batch / step,
+                inference_images_per_second=batch / infer,
+                speedup=0.0,
+                macs_per_image=macs,
+                train_gmacs_per_second=TRAINING_MAC_FACTOR * macs * batch / step / 1e9,
+            )
+        )
+    baseline = results[0].step_milliseconds
+    return [
+        ModelTiming(**{**timing.to_dict(), "speedup": baseline / timing.step_milliseconds})
+        for timing in results
+    ]
+
+
+def pair_ratios(timings: Sequence[ModelTiming]) -> list[tuple[str, str, float, float]]:
+    """(config, first config, step-time ratio, MAC ratio) of each config's invbench
+    variant against the first config's: does time follow the multiply-adds?"""
+    ours = [timing for timing in timings if timing.variant == "invbench"]
+    if len(ours) < 2:
+        return []
+    first = ours[0]
+    return [
+        (
+            timing.config,
+            first.config,
+            timing.step_milliseconds / first.step_milliseconds,
+            timing.macs_per_image / first.macs_per_image,
+        )
+        for timing in ours[1:]
+    ]

@@ -1,0 +1,154 @@
+"""`invbench compare`, `invbench runs` and `invbench plot`: runs side by side, listed, redrawn.
+
+None of them imports TensorFlow: they only read run folders.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from involution_bench.cli.app import (
+    RunsDir,
+    app,
+    load_finished_epochs,
+    load_runs,
+    make_console,
+    read_runs,
+)
+from involution_bench.runs import find_runs, newest_run
+
+
+@app.command()
+def plot(
+    runs: Annotated[
+        list[Path] | None, typer.Argument(help="Run folders (default: the newest run).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Redraw loss.png and accuracy.png of runs."""
+    from involution_bench.analysis.plots import plot_run
+
+    for path in runs or [newest_run(runs_dir)]:
+        for figure in plot_run(load_finished_epochs(path)):
+            typer.echo(str(figure))
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders of runs.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Folder for comparison.png/.md/.csv/.json "
+            "(default: a new compare-<timestamp> folder under --runs-dir).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="What to print on standard output.")
+    ] = OutputFormat.table,
+    group: Annotated[
+        bool,
+        typer.Option(
+            "--group/--no-group", help="One row (mean ± std) for runs that differ only in seed."
+        ),
+    ] = True,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            metavar="ROW",
+            help="A row's name or a run folder: every other row gets its difference in best "
+            "val acc, with a 95% interval (Welch) and a p-value.",
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            metavar="KEYS",
+            help="The table's columns, comma-separated: name, status, epochs, seeds, params, "
+            "macs, best, ci, best_epoch, final, final_loss, seconds, images, delta, delta_ci, "
+            "p, verdict, n.",
+        ),
+    ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column, numbers in full (as the files hold).")
+    ] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Show runs side by side: cost, accuracy and speed, with intervals over seeds and an
+    overlaid figure."""
+    from involution_bench.analysis.compare import comparison
+    from involution_bench.analysis.plots import plot_comparison, plot_tradeoff
+    from involution_bench.analysis.tables import (
+        headers,
+        parse_columns,
+        table_cells,
+        terminal_table,
+        to_csv,
+        to_json,
+        to_markdown,
+        write_tables,
+    )
+    from involution_bench.runs import create_unique_dir, ensure_root, timestamp
+    from involution_bench.runs.sweep import swept_keys
+
+    chosen = parse_columns(columns) if columns else None
+    # A sweep folder's grid keys become columns of their own.
+    swept = list(dict.fromkeys(key for path in runs for key in swept_keys(path)))
+    rows = comparison(load_runs(runs), group=group, baseline=baseline, swept_keys=swept)
+    out_dir = ensure_root(out) if out else create_unique_dir(runs_dir, f"compare-{timestamp()}")
+    written = [
+        plot_comparison(rows, out_dir / "comparison.png"),
+        plot_tradeoff(rows, out_dir / "tradeoff.png"),
+        *write_tables(rows, out_dir),
+    ]
+    if output_format is OutputFormat.table:
+        if wide:
+            header, cells = headers(rows), table_cells(rows)
+        else:
+            header, cells = terminal_table(rows, chosen)
+        table = Table(*header, box=box.SIMPLE_HEAD, pad_edge=False)
+        for cells_of_row in cells:
+            table.add_row(*cells_of_row)
+        make_console().print(table)
+    else:
+        render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
+        typer.echo(render(rows), nl=False)
+    typer.echo(f"wrote {', '.join(str(path) for path in written)}", err=True)
+
+
+@app.command("runs")
+def list_runs(
+    root: Annotated[
+        Path | None, typer.Argument(help="Folder to search (default: --runs-dir).")
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """List the runs below a folder, newest last; a sweep's members by their swept values."""
+    from involution_bench.analysis.listing import LISTING_HEADERS, listing_cells
+
+    root = root or runs_dir
+    paths = find_runs(root)
+    if not paths:
+        typer.echo(f"no runs under {root}")
+        return
+    table = Table(*LISTING_HEADERS, box=box.SIMPLE_HEAD, pad_edge=False)
+    for cells in listing_cells(read_runs(paths), root):
+        table.add_row(*cells)
+    make_console().print(table)

@@ -1,0 +1,49 @@
+"""`conv2d`: Keras' 2-D convolution."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from involution_bench.kinds.base import LayerKind, Shape, windowed
+from involution_bench.schema import Activation, LayerName, PositiveInt, Section
+
+
+class Conv2DArgs(Section):
+    filters: PositiveInt
+    kernel_size: PositiveInt = 3
+    strides: PositiveInt = 1
+    padding: Literal["same", "valid"] = "valid"
+    activation: Activation = None
+    use_bias: bool = True
+    name: LayerName = None
+
+
+def conv2d_shape(shape: Shape, args: dict[str, Any]) -> Shape:
+    size, stride, padding = args["kernel_size"], args["strides"], args["padding"]
+    return Shape(
+        windowed(shape.height, size, stride, padding),
+        windowed(shape.width, size, stride, padding),
+        args["filters"],
+    )
+
+
+def conv2d_macs(layer, input_shape: tuple, output_shape: tuple) -> int:
+    kernel_height, kernel_width = layer.kernel_size
+    per_output = kernel_height * kernel_width * input_shape[-1] // layer.groups
+    return math.prod(output_shape[1:]) * per_output
+
+
+KINDS = (
+    LayerKind(
+        name="conv2d",
+        arguments=Conv2DArgs,
+        output_shape=conv2d_shape,
+        builder="keras.layers:Conv2D",
+        macs=conv2d_macs,
+        weights=lambda args: (1 + args["use_bias"], 0),  # kernel, bias
+        takes="image",
+        example={"filters": 4, "kernel_size": 3, "strides": 2},
+        summary="convolution: K*K*C multiply-adds per output value",
+    ),
+)
