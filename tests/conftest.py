@@ -176,6 +176,38 @@ def make_run(
     return path
 
 
+def make_sweep(root: Path, name: str, key: str, values: list, seeds=(42, 43)) -> Path:
+    """A sweep folder as `invbench sweep` leaves it: `sweep.yaml` and one finished run per
+    member, each member's config holding its value at `key` (a plain dotted key)."""
+    import yaml
+
+    from involution_bench.config import config_from_dict, dump_config
+    from involution_bench.config.keys import apply_override
+
+    folder = root / f"sweep-20261126-000000-{name}"
+    members = []
+    for seed in seeds:
+        for value in values:
+            index = len(members)
+            member = f"m{index:02d}-{key.rsplit('.', 1)[-1]}={value}-seed={seed}"
+            accuracies = [0.5, 0.6 + 0.01 * index + 0.001 * seed]
+            run = make_run(
+                folder / member,
+                f"20261126-0000{index:02d}-{name}",
+                accuracies,
+                name=name,
+                seed=seed,
+                planned=2,
+            )
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            apply_override(config, f"{key}={value}")
+            (run / "config.yaml").write_text(dump_config(config_from_dict(config)))
+            members.append({"index": index, "folder": member, "seed": seed, "values": {key: value}})
+    record = {"identity": "x", "grid": {key: values}, "repeat": len(seeds), "members": members}
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
+    return folder
+
+
 def start_training(config_path, runs_dir) -> subprocess.Popen:
     """`invbench train` in a real child process, as a user would run it."""
     command = "from involution_bench.cli import app; app()"

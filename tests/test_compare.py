@@ -137,7 +137,7 @@ def test_rows_with_the_same_name_get_distinct_labels(tmp_path):
 
 def test_listing_names_folders_relative_to_the_root(mixed_runs, tmp_path):
     first = listing_cells(mixed_runs, tmp_path)[0]
-    assert first == ["a", "-", "completed", "3/3", "0.5000", "2026-11-26 00:00"]
+    assert first == ["a", "completed", "3/3", "0.5000", "2026-11-26 00:00"]
 
 
 def test_a_key_added_since_an_older_run_does_not_split_its_seeds(tmp_path):
@@ -287,3 +287,63 @@ def test_a_baseline_run_folder_may_be_spelled_any_way(tmp_path, monkeypatch):
         rows = comparison(runs, baseline=spelling)
         (chosen,) = [row for row in rows if row.is_baseline]
         assert folder in [run.path for run in chosen.runs]
+
+
+def test_compare_of_a_sweep_fits_a_100_column_terminal_without_cutting_a_cell(tmp_path):
+    from conftest import make_sweep
+    from typer.testing import CliRunner
+
+    from involution_bench.cli import app
+
+    sweep = make_sweep(tmp_path, "equal-attention", "model.layers.0.involution.kernel_size", [3, 5])
+    result = CliRunner().invoke(
+        app,
+        ["compare", str(sweep), "--baseline", "kernel_size=3", "--out", str(tmp_path / "c")],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert "…" not in result.stdout
+    header = next(line for line in lines if "kernel_size" in line)
+    for column in ("run", "params", "MACs", "best val acc", "95% CI", "Δ", "p", "vs baseline"):
+        assert column in header
+    (row,) = [
+        line for line in lines if line.lstrip().startswith("equal-attention") and " 5 " in line
+    ]
+    assert row.split() == [
+        "equal-attention",
+        "5",
+        "13.1",
+        "K",
+        "65.3",
+        "K",
+        "0.6625",
+        "±",
+        "0.0148",
+        "0.5291\N{EN DASH}0.7959",
+        "+0.0100",
+        "0.57",
+        "within",
+        "noise",
+    ]
+
+
+def test_runs_names_each_sweep_member_by_its_values(tmp_path):
+    from conftest import make_sweep
+    from typer.testing import CliRunner
+
+    from involution_bench.cli import app
+
+    sweep = make_sweep(tmp_path, "rednet", "model.layers.0.involution.kernel_size", [3, 7])
+    result = CliRunner().invoke(app, ["runs", str(tmp_path)], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    for member in (
+        "m00 kernel_size=3 seed=42",
+        "m01 kernel_size=7 seed=42",
+        "m02 kernel_size=3 seed=43",
+        "m03 kernel_size=7 seed=43",
+    ):
+        assert member in result.stdout
+    assert sweep.name in result.stdout
+    assert max(map(len, result.stdout.splitlines())) <= 100 and "…" not in result.stdout

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,3 +253,25 @@ def test_a_held_lock_names_its_process_and_a_dead_holder_blocks_nothing(write_co
     )
     assert resumed.exit_code == 0, resumed.output
     assert load_run(run_dir).status == "completed"
+
+
+def test_a_run_folder_from_before_the_house_lists_compares_and_resumes(
+    tmp_path, cifar_dir, monkeypatch
+):
+    """tests/fixtures/run-before-house: a run interrupted after its first epoch by the
+    code of 97bd3b7 (flat modules), on the tests' tiny CIFAR-10 copy."""
+    import shutil
+
+    run = tmp_path / "runs" / "20261201-100431-before-house"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run-before-house", run)
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    listed = runner.invoke(app, ["runs", str(tmp_path / "runs")])
+    assert listed.exit_code == 0 and "interrupted" in listed.stdout, listed.output
+    compared = runner.invoke(app, ["compare", str(run), "--out", str(tmp_path / "c"), "-f", "json"])
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.stdout)[0]["status"] == "interrupted"
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    finished = load_run(run)
+    assert finished.status == "completed" and finished.epochs_done == 2
+    assert finished.summary.resumed[-1]["from_epoch"] == 1

@@ -1,4 +1,4 @@
-"""`invbench runs`: one line per run, sweep members named by their swept values."""
+"""`invbench runs`: one line per run; a sweep's members under their sweep, by their values."""
 
 from __future__ import annotations
 
@@ -9,31 +9,49 @@ from involution_bench.analysis.rows import epochs_text
 from involution_bench.runs import Run
 from involution_bench.runs.sweep import member_of
 
-LISTING_HEADERS = ("run", "member", "status", "epochs", "best val acc", "started")
+RESULT_HEADERS = ("status", "epochs", "best val acc", "started")
+LISTING_HEADERS = ("run", *RESULT_HEADERS)
+MEMBER_HEADERS = ("member", *RESULT_HEADERS)
 
 
 def listing_cells(runs: Iterable[Run], root: Path) -> list[list[str]]:
-    """One line per run, in the order given. A sweep member's run shows as its sweep
-    folder and its member (`m03 kernel_size=5 seed=43`), which a cut folder name
-    would hide; another run shows as its folder below `root`."""
-    cells = []
+    """One line per run, in the order given: its folder below `root`, then its results."""
+    return [[_below(run.path, root), *_results(run)] for run in runs]
+
+
+def listing_groups(runs: Iterable[Run], root: Path) -> list[tuple[str | None, list[list[str]]]]:
+    """(title, lines) per table: the runs that belong to no sweep first (title None, as
+    `listing_cells`), then each sweep's members under its folder, each named by its
+    member (`m03 kernel_size=5 seed=43`): a cut folder name would hide what tells them
+    apart."""
+    alone: list[Run] = []
+    sweeps: dict[Path, list[list[str]]] = {}
     for run in runs:
-        summary = run.summary
-        best = summary.best_val_accuracy
         member = member_of(run.path)
-        shown = member[0] if member else run.path
-        folder = shown.relative_to(root) if shown.is_relative_to(root) else shown
-        cells.append(
-            [
-                str(folder) if str(folder) != "." else shown.name,
-                member[1] if member else "-",
-                str(run.status),
-                epochs_text(run),
-                "-" if best is None else f"{best:.4f}",
-                _started(summary.started_at),
-            ]
-        )
-    return cells
+        if member is None:
+            alone.append(run)
+        else:
+            sweeps.setdefault(member[0], []).append([member[1], *_results(run)])
+    groups: list[tuple[str | None, list[list[str]]]] = []
+    if alone:
+        groups.append((None, listing_cells(alone, root)))
+    groups += [(_below(folder, root), lines) for folder, lines in sweeps.items()]
+    return groups
+
+
+def _below(path: Path, root: Path) -> str:
+    folder = path.relative_to(root) if path.is_relative_to(root) else path
+    return str(folder) if str(folder) != "." else path.name
+
+
+def _results(run: Run) -> list[str]:
+    best = run.summary.best_val_accuracy
+    return [
+        str(run.status),
+        epochs_text(run),
+        "-" if best is None else f"{best:.4f}",
+        _started(run.summary.started_at),
+    ]
 
 
 def _started(stamp: str | None) -> str:

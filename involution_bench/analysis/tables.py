@@ -82,7 +82,23 @@ def _counted(key: str) -> Callable[[Row], str]:
 
 
 def _significance(index: int) -> Callable[[Row], str]:
-    return lambda row: significance_cells(row, with_baseline=True)[index]
+    """A cell of the baseline columns; the baseline row says so in the verdict's."""
+
+    def cell(row: Row) -> str:
+        cells = significance_cells(row, with_baseline=True)
+        if row.is_baseline:
+            return "baseline" if index == 4 else "-"
+        return cells[index]
+
+    return cell
+
+
+def _interval(row: Row) -> str:
+    """The 95% interval as its bounds joined by an en dash, in the fewest characters."""
+    interval = row.interval
+    if interval is None or interval.low is None:
+        return "-"
+    return f"{interval.low:.4f}\N{EN DASH}{interval.high:.4f}"
 
 
 TERMINAL_COLUMNS = {
@@ -95,7 +111,7 @@ TERMINAL_COLUMNS = {
         TerminalColumn("params", "params", _counted("parameters")),
         TerminalColumn("macs", "MACs", _counted("macs_per_image")),
         TerminalColumn("best", "best val acc", _value("best_val_accuracy")),
-        TerminalColumn("ci", "95% CI", _significance(0)),
+        TerminalColumn("ci", "95% CI", _interval),
         TerminalColumn("best_epoch", "best epoch", _value("best_epoch")),
         TerminalColumn("final", "final val acc", _value("final_val_accuracy")),
         TerminalColumn("final_loss", "final val loss", _value("final_val_loss")),
@@ -109,7 +125,7 @@ TERMINAL_COLUMNS = {
     )
 }
 # What a reader needs to judge a comparison; a sweep's keys follow the run name.
-DEFAULT_COLUMNS = ("name", "params", "macs", "best", "ci", "delta", "p", "verdict", "n")
+DEFAULT_COLUMNS = ("name", "params", "macs", "best", "ci", "delta", "p", "verdict")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:

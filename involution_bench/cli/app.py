@@ -9,6 +9,7 @@ naming the path.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -118,8 +119,9 @@ def load_finished_epochs(path: Path) -> Run:
 
 
 def make_console() -> Console:
-    """Rich output that is never wrapped or squeezed when piped into a file or a log."""
+    """Rich output that is never wrapped or squeezed when piped into a file or a log
+    (unless $COLUMNS sets a width, as a terminal would)."""
     console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = max(console.width, 240)  # wide tables stay whole in logs
     return console

@@ -24,6 +24,18 @@ from involution_bench.cli.app import (
 from involution_bench.runs import find_runs, newest_run
 
 
+def compact_table(headers, lines, title: str | None = None) -> Table:
+    """A table that keeps a 100-column terminal: one space between columns (the box's,
+    no padding), no frame, and cells never cut (a header may wrap)."""
+    table = Table(*headers, box=box.SIMPLE_HEAD, show_edge=False, padding=0, title=title)
+    table.title_justify = "left"
+    for column in table.columns:
+        column.overflow = "fold"
+    for cells in lines:
+        table.add_row(*cells)
+    return table
+
+
 @app.command()
 def plot(
     runs: Annotated[
@@ -123,10 +135,7 @@ def compare(
             header, cells = headers(rows), table_cells(rows)
         else:
             header, cells = terminal_table(rows, chosen)
-        table = Table(*header, box=box.SIMPLE_HEAD, pad_edge=False)
-        for cells_of_row in cells:
-            table.add_row(*cells_of_row)
-        make_console().print(table)
+        make_console().print(compact_table(header, cells))
     else:
         render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
         typer.echo(render(rows), nl=False)
@@ -141,14 +150,16 @@ def list_runs(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """List the runs below a folder, newest last; a sweep's members by their swept values."""
-    from involution_bench.analysis.listing import LISTING_HEADERS, listing_cells
+    from involution_bench.analysis.listing import LISTING_HEADERS, MEMBER_HEADERS, listing_groups
 
     root = root or runs_dir
     paths = find_runs(root)
     if not paths:
         typer.echo(f"no runs under {root}")
         return
-    table = Table(*LISTING_HEADERS, box=box.SIMPLE_HEAD, pad_edge=False)
-    for cells in listing_cells(read_runs(paths), root):
-        table.add_row(*cells)
-    make_console().print(table)
+    console = make_console()
+    for index, (title, lines) in enumerate(listing_groups(read_runs(paths), root)):
+        headers = LISTING_HEADERS if title is None else MEMBER_HEADERS
+        if index:
+            console.print()
+        console.print(compact_table(headers, lines, title=title))
