@@ -1,0 +1,101 @@
+"""The tf.data pipelines of a run: a seeded epoch order, augmentation, scaling.
+
+Images stay uint8 in memory (150 MB for CIFAR's training set) and are scaled
+to [0, 1] float32 inside the pipeline, batch by batch; the article's float64
+copies cost over a gigabyte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from involution_bench.data.base import ImageData
+
+
+@dataclass(frozen=True)
+class Pipelines:
+    """The tf.data inputs of a run: `train` streams epoch after epoch."""
+
+    train: Any
+    validation: Any
+    steps_per_epoch: int
+
+
+def epoch_order(size: int, seed: int, epoch: int):
+    """The training images' order in `epoch`: a permutation fixed by (seed, epoch)
+    alone, so a resumed run sees exactly the order it would have seen."""
+    import tensorflow as tf
+
+    return tf.argsort(tf.random.stateless_uniform([size], seed=[seed, epoch]))
+
+
+def augment_batch(images, seed):
+    """Random crop after 4-pixel zero padding and random horizontal flip, per image.
+
+    Stateless: the same `seed` (a pair of integers) gives the same batch.
+    """
+    import tensorflow as tf
+
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    count, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]])
+    offsets = tf.random.stateless_uniform([count, 2], seed=seed, maxval=9, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[tf.newaxis]
+    cols = offsets[:, 1:] + tf.range(width)[tf.newaxis]
+    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform([count], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
+    return tf.where(flip[:, tf.newaxis, tf.newaxis, tf.newaxis], cropped[:, :, ::-1], cropped)
+
+
+def make_datasets(
+    data: ImageData, batch_size: int, seed: int, first_epoch: int = 0, augment: bool = False
+) -> Pipelines:
+    """Train and validation pipelines; train starts at `first_epoch` and never ends.
+
+    Fit it with `steps_per_epoch` (Keras then keeps one iterator across epochs).
+    Batches never straddle two epochs; images are scaled batch by batch, and
+    augmented (train only) with seeds from (seed, epoch, batch).
+    """
+    import tensorflow as tf
+
+    def scale(images, labels):
+        return tf.cast(images, tf.float32) / 255.0, labels
+
+    size = len(data.x_train)
+    images, labels = tf.constant(data.x_train), tf.constant(data.y_train)
+
+    def epoch_batches(epoch):
+        order = epoch_order(size, seed, tf.cast(epoch, tf.int32))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        steps = tf.data.Dataset.range(2**31 - 1)
+        return tf.data.Dataset.zip(batches, steps).map(lambda order, step: (order, epoch, step))
+
+    def load(order, epoch, step):
+        batch_images, batch_labels = scale(tf.gather(images, order), tf.gather(labels, order))
+        if augment:
+            batch_seed = tf.stack([tf.cast(seed, tf.int64) * 100_003 + epoch, step])
+            batch_images = augment_batch(batch_images, batch_seed)
+        return batch_images, batch_labels
+
+    autotune = tf.data.AUTOTUNE
+    train = (
+        tf.data.Dataset.range(first_epoch, 2**31 - 1)
+        .flat_map(epoch_batches)
+        .map(load, num_parallel_calls=autotune)
+        .prefetch(autotune)
+    )
+    validation = (
+        tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
+        .batch(batch_size)
+        .map(scale, num_parallel_calls=autotune)
+        .prefetch(autotune)
+    )
+    return Pipelines(train, validation, -(-size // batch_size))
+
+
+def scaled(images: np.ndarray) -> np.ndarray:
+    """uint8 images as the models see them: float32 in [0, 1], as the pipelines scale them."""
+    return images.astype(np.float32) / 255.0
