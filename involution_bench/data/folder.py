@@ -29,7 +29,9 @@ ORDER_SEED = 0
 def class_names(data_dir: Path | None) -> tuple[str, ...]:
     """The subfolders of `train/`, sorted: the classes, by label."""
     if data_dir is None:
-        raise DataError("data.dir", "the folder dataset needs data.dir: a folder with train/, test/")
+        raise DataError(
+            "data.dir", "the folder dataset needs data.dir: a folder with train/, test/"
+        )
     train = data_dir / "train"
     if not data_dir.is_dir():
         raise DataError(str(data_dir), "data folder does not exist")
@@ -58,7 +60,9 @@ def load(data_dir: Path | None, input_shape: tuple[int, int, int]) -> ImageData:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(
-        path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
     )
 
 
@@ -92,7 +96,9 @@ def _decode(path: Path, height: int, width: int, channels: int):
         image = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
     except (OSError, tf.errors.InvalidArgumentError) as exc:
         reason = getattr(exc, "message", None) or str(exc)
-        raise DataError(str(path), f"cannot be decoded as an image ({reason.splitlines()[0]})") from None
+        raise DataError(
+            str(path), f"cannot be decoded as an image ({reason.splitlines()[0]})"
+        ) from None
     if tuple(image.shape[:2]) != (height, width):
         image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
         image = tf.clip_by_value(tf.round(image), 0, 255)
