@@ -19,13 +19,25 @@ import wrapt
 # Keep TensorFlow's C++ start-up chatter (not its errors) out of the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Public name -> the module that defines it (imported lazily: it needs TensorFlow).
-_PUBLIC = {
-    "Involution": "involution_bench.ops",
-    "involution": "involution_bench.ops",
-    "LocalSelfAttention": "involution_bench.ops",
-    "SmoothedSparseCrossentropy": "involution_bench.train.losses",
-}
+
+def _public_names() -> dict[str, str]:
+    """Public name -> the module that defines it (imported lazily: it needs TensorFlow).
+
+    Every layer kind whose layer is invbench's own exports that layer, as its
+    registry entry names it; the op and the loss are named here.
+    """
+    from involution_bench.kinds import LAYER_KINDS
+
+    names = {"involution": "involution_bench.ops"}
+    for kind in LAYER_KINDS.values():
+        module, _, attribute = kind.builder.partition(":")
+        if module.startswith(f"{__name__}."):
+            names[attribute] = module
+    names["SmoothedSparseCrossentropy"] = "involution_bench.train.losses"
+    return names
+
+
+_PUBLIC = _public_names()
 
 __all__ = sorted(_PUBLIC)
 __version__ = "0.1.0"

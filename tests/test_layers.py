@@ -305,3 +305,9 @@ def test_a_model_saved_before_the_op_moved_to_ops_still_loads():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("kernel_size", [2, 4])
+def test_an_even_kernel_is_refused_by_the_involution_layer_as_by_attention(kernel_size):
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        Involution(kernel_size=kernel_size)

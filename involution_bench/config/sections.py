@@ -24,6 +24,12 @@ class DataConfig(Section):
     # An offline copy (CIFAR) or the folder of images (folder); CIFAR falls back
     # to $INVBENCH_DATA_DIR, then to Keras' download.
     dir: str | None = None
+    # The images a run chooses on (best epoch, best.keras, early stopping): a count of
+    # training images held out, stratified by class; unset: the dataset's val/ or a
+    # tenth of the training images; "test": the test set, as the source article does.
+    validation: PositiveInt | Literal["test"] | None = None
+    # The split's own seed: every model and seed of a study sees the same split.
+    split_seed: Annotated[int, Field(ge=0)] = 0
     limit_train: PositiveInt | None = None
     limit_test: PositiveInt | None = None
 

@@ -19,7 +19,7 @@ from involution_bench.data.base import Dataset, ImageData
 from involution_bench.errors import DataError
 
 DATA_DIR_ENV = "INVBENCH_DATA_DIR"
-_NOT_DATASETS = {"base", "cifar_files", "pipelines"}
+_NOT_DATASETS = {"base", "cifar_files", "pipelines", "split"}  # the package's machinery
 
 
 def _discover() -> dict[str, Dataset]:

@@ -10,7 +10,7 @@ so configs are checked before any work starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ class ImageData:
     y_test: Any
     class_names: tuple[str, ...]
     source: str
+    # The images a run chooses on (best epoch, best.keras, early stopping), once
+    # `data.split.with_validation` has set them; a loader may give its own (val/).
+    x_val: Any = None
+    y_val: Any = None
+    validation: str | None = None  # where they came from: "split", "val/" or "test"
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -35,14 +40,17 @@ class ImageData:
         return len(self.class_names)
 
     def limited(self, train: int | None, test: int | None) -> ImageData:
-        """The first `train` and `test` images (all where None)."""
-        return ImageData(
-            self.x_train[:train],
-            self.y_train[:train],
-            self.x_test[:test],
-            self.y_test[:test],
-            self.class_names,
-            self.source,
+        """The first `train` and `test` images (all where None); validation as it is,
+        unless it is the test set."""
+        on_test = self.validation == "test"
+        return replace(
+            self,
+            x_train=self.x_train[:train],
+            y_train=self.y_train[:train],
+            x_test=self.x_test[:test],
+            y_test=self.y_test[:test],
+            x_val=self.x_test[:test] if on_test else self.x_val,
+            y_val=self.y_test[:test] if on_test else self.y_val,
         )
 
 

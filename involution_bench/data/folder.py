@@ -5,6 +5,7 @@ ImageFolder:
 
     DIR/train/<class>/<image>.png    (or .jpg, .jpeg, .bmp, .gif)
     DIR/test/<class>/<image>.png
+    DIR/val/<class>/<image>.png      (optional: the images to choose on)
 
 `DIR` is the config's `data.dir`. Classes are the subfolders of `train/`,
 in sorted order (label 0 is the first); `test/` may hold any of them. Every
@@ -16,6 +17,7 @@ split is put in a fixed random order once, so `data.limit_train` and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from involution_bench.data.base import Dataset, ImageData
@@ -55,7 +57,12 @@ def load(data_dir: Path | None, input_shape: tuple[int, int, int]) -> ImageData:
         raise DataError(str(test / unknown[0]), "is a class that train/ does not have")
     x_train, y_train = _read_split(data_dir / "train", names, input_shape)
     x_test, y_test = _read_split(test, names, input_shape)
-    return ImageData(x_train, y_train, x_test, y_test, names, str(data_dir))
+    found = ImageData(x_train, y_train, x_test, y_test, names, str(data_dir))
+    val = data_dir / "val"
+    if not val.is_dir():
+        return found
+    x_val, y_val = _read_split(val, names, input_shape)
+    return replace(found, x_val=x_val, y_val=y_val, validation="val/")
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from involution_bench.data.base import ImageData
 
 
@@ -55,6 +53,9 @@ def make_datasets(
 ) -> Pipelines:
     """Train and validation pipelines; train starts at `first_epoch` and never ends.
 
+    Validation reads `data.x_val` (`with_validation` has set it: a held-out split,
+    or the test set under the article's protocol).
+
     Fit it with `steps_per_epoch` (Keras then keeps one iterator across epochs).
     Batches never straddle two epochs; images are scaled batch by batch, and
     augmented (train only) with seeds from (seed, epoch, batch).
@@ -87,15 +88,21 @@ def make_datasets(
         .map(load, num_parallel_calls=autotune)
         .prefetch(autotune)
     )
-    validation = (
-        tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
+    validation = evaluation_batches(data.x_val, data.y_val, batch_size)
+    return Pipelines(train, validation, -(-size // batch_size))
+
+
+def evaluation_batches(images, labels, batch_size: int):
+    """Fixed images in order, scaled batch by batch: a validation or test pass."""
+    import tensorflow as tf
+
+    def scale(images, labels):
+        return tf.cast(images, tf.float32) / 255.0, labels
+
+    autotune = tf.data.AUTOTUNE
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
         .batch(batch_size)
         .map(scale, num_parallel_calls=autotune)
         .prefetch(autotune)
     )
-    return Pipelines(train, validation, -(-size // batch_size))
-
-
-def scaled(images: np.ndarray) -> np.ndarray:
-    """uint8 images as the models see them: float32 in [0, 1], as the pipelines scale them."""
-    return images.astype(np.float32) / 255.0

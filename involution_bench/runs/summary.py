@@ -65,6 +65,18 @@ class RunSummary(BaseModel):
     train_images: int | None = None
     test_images: int | None = None
     data_source: str | None = None
+    # What the run chose on: "split" (held out of the training images), "val/" (a
+    # folder dataset's own) or "test" (the source article's protocol). Runs written
+    # before validation splits existed have None: they validated on test.
+    validation: str | None = None
+    validation_images: int | None = None
+    # The test set, evaluated once at completion: the chosen model (`test_model`,
+    # best.keras where kept) and the last one.
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    test_model: str | None = None
+    test_accuracy_last: float | None = None
+    test_loss_last: float | None = None
     # Progress and results, rewritten every epoch
     epochs_planned: int | None = None
     epochs_done: int = 0
@@ -78,6 +90,11 @@ class RunSummary(BaseModel):
     stopped_early: dict[str, Any] | None = None  # {epoch, reason} when early stopping ended it
     # Provenance: see `environment_info`
     environment: dict[str, Any] = {}
+
+    @property
+    def chosen_on_test(self) -> bool:
+        """Whether its best epoch and best model were chosen on the test set."""
+        return self.validation in (None, "test")
 
     @property
     def total_parameters(self) -> int | None:

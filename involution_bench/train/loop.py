@@ -27,6 +27,7 @@ from involution_bench.config import (
     flatten_config,
     load_config,
 )
+from involution_bench.data import ImageData
 from involution_bench.data.pipelines import Pipelines
 from involution_bench.errors import ConfigError, RunError
 from involution_bench.models import (
@@ -60,6 +61,7 @@ from involution_bench.train.distribute import (
     work_around_keras_multi_worker_bugs,
 )
 from involution_bench.train.setup import set_up
+from involution_bench.train.testing import final_test
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class PreparedRun:
     run_dir: Path
     model: keras.Model
     pipelines: Pipelines
+    data: ImageData  # its test images are read once, when the run completes
     writer: RunWriter
     lock: RunLock
     first_epoch: int = 0
@@ -116,6 +119,9 @@ class PreparedRun:
     def _finish(self, status: RunStatus, error: str | None = None) -> None:
         """Model, then plots, then the status: nothing is lost, even when stopped."""
         self.writer.place_model(status, self.model.save)
+        if status == RunStatus.completed and self.scratch is None:
+            for key, value in final_test(self.run_dir, self.model, self.data).items():
+                setattr(self.writer.summary, key, value)
         if self.writer.epochs_done:
             plot_run(load_run(self.run_dir))
         self.writer.mark(status, error)
@@ -152,6 +158,8 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
         global_batch_size=config.train.batch_size * dist.replicas,
         involution_op=_involution_op(model),
         dataset=config.data.name,
+        validation=setup.data.validation,
+        validation_images=len(setup.data.y_val),
         train_images=len(setup.data.x_train),
         test_images=len(setup.data.x_test),
         data_source=setup.data.source,
@@ -161,7 +169,9 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
     writer = RunWriter(run_dir, summary, len(setup.data.x_train))
     writer.write_config(dump_config(config))
     writer.save()
-    return PreparedRun(config, run_dir, model, setup.pipelines, writer, lock, scratch=scratch)
+    return PreparedRun(
+        config, run_dir, model, setup.pipelines, setup.data, writer, lock, scratch=scratch
+    )
 
 
 def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
@@ -194,6 +204,10 @@ def _prepare_locked_resume(run_dir: Path, overrides: Sequence[str], lock: RunLoc
     saved = load_config(run_dir / CONFIG_FILE)
     config = load_config(run_dir / CONFIG_FILE, overrides)
     _check_only_epochs_differ(saved, config, run_dir)
+    if run.summary.validation is None and config.data.validation is None:
+        # Written before validation splits existed: it chose on the test set, and goes on so.
+        data = config.data.model_copy(update={"validation": "test"})
+        config = config.model_copy(update={"data": data})
     done = run.epochs_done
     if config.train.epochs <= done:
         raise ConfigError(
@@ -217,7 +231,9 @@ def _prepare_locked_resume(run_dir: Path, overrides: Sequence[str], lock: RunLoc
     writer = RunWriter(run_dir, summary, len(setup.data.x_train), history)
     writer.write_config(dump_config(config))
     writer.save()
-    return PreparedRun(config, run_dir, setup.model, setup.pipelines, writer, lock, done)
+    return PreparedRun(
+        config, run_dir, setup.model, setup.pipelines, setup.data, writer, lock, done
+    )
 
 
 def _resumable_distribution(run: Run, config: ExperimentConfig) -> Distribution:

@@ -15,6 +15,8 @@ import tensorflow as tf
 from involution_bench.config import ExperimentConfig, check_classes
 from involution_bench.data import ImageData, load_dataset
 from involution_bench.data.pipelines import Pipelines, make_datasets
+from involution_bench.data.split import SplitProblem, with_validation
+from involution_bench.errors import ConfigError
 from involution_bench.models import prepare_for_xla, resolve_jit_compile
 from involution_bench.train.distribute import Distribution, distribution
 from involution_bench.train.losses import training_loss
@@ -73,11 +75,16 @@ def set_op_determinism(enabled: bool) -> None:
 
 
 def load_data(config: ExperimentConfig) -> ImageData:
-    """The config's dataset, limited as it says, checked against the model's outputs."""
+    """The config's dataset, checked against the model's outputs, its validation images
+    set apart (`data.split`) and then limited as the config says."""
     data = config.data
     loaded = load_dataset(data.name, data.dir, tuple(config.model.input_shape))
     check_classes(config, loaded.num_classes)
-    return loaded.limited(data.limit_train, data.limit_test)
+    try:
+        split = with_validation(loaded, data.validation, data.split_seed)
+    except SplitProblem as exc:
+        raise ConfigError(config.source, "data.validation", str(exc)) from None
+    return split.limited(data.limit_train, data.limit_test)
 
 
 def compile_model(model: keras.Model, config: ExperimentConfig, steps: int, replicas: int) -> None:
