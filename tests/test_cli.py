@@ -116,7 +116,9 @@ def test_compare_shows_runs_side_by_side_and_writes_its_files(trained, tmp_path)
     assert f"{summary['macs_per_image']:,}" in result.stdout
     assert (out / "comparison.png").read_bytes().startswith(PNG_MAGIC)
     assert (out / "comparison.md").read_text().startswith("| run | status |")
-    assert (out / "comparison.csv").read_text().startswith("name,status,epochs,seeds,n,")
+    assert (
+        (out / "comparison.csv").read_text().startswith("name,status,epochs,seeds,validated_on,n,")
+    )
     assert json.loads((out / "comparison.json").read_text())[0]["name"] == "tiny"
 
 
@@ -134,7 +136,7 @@ def test_compare_prints_machine_formats_and_defaults_to_a_new_folder(trained, tm
     assert str(out) in result.stderr
 
     csv_result = runner.invoke(app, ["compare", str(run_dir), "-f", "csv", "--out", str(out)])
-    assert csv_result.stdout.splitlines()[1].startswith("tiny,completed,2/2,7,1,")
+    assert csv_result.stdout.splitlines()[1].startswith("tiny,completed,2/2,7,test,1,")
 
 
 def test_info_prints_layers_and_totals_without_training():

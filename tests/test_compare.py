@@ -45,13 +45,16 @@ def test_every_run_is_shown_for_what_it_is(mixed_runs):
         "params": "13,080",
         "trainable": "13,074",
         "MACs/image": "65,344",
+        "validated on": "split",
+        "test acc": "0.5000",  # the best epoch's model, tested once
+        "test acc (last)": "0.4000",
         "best val acc": "0.5000",
         "best epoch": "2",
         "final val acc": "0.4000",
         "final val loss": "1.7000",
         "s/epoch": "10.0",
         "train img/s": "5,000",
-        "best val acc 95% CI": "-",  # one seed: no interval
+        "test acc 95% CI": "-",  # one seed: no interval
         "n": "1",
     }
     assert (broke["status"], broke["epochs"], broke["best val acc"]) == ("failed", "1/3", "0.2000")
@@ -177,7 +180,7 @@ def test_each_group_gets_the_student_t_interval_of_its_mean(tmp_path):
     half = T_975_2 * 0.02 / 3**0.5
     assert row.interval.mean == pytest.approx(0.72)
     assert (row.interval.low, row.interval.high) == pytest.approx((0.72 - half, 0.72 + half))
-    assert cells_by_header(table_cells([row])[0])["best val acc 95% CI"] == (
+    assert cells_by_header(table_cells([row])[0])["test acc 95% CI"] == (
         f"[{0.72 - half:.4f}, {0.72 + half:.4f}]"
     )
 
@@ -201,10 +204,8 @@ def test_a_difference_from_the_baseline_follows_welch(tmp_path):
     assert by_name["inv2"].versus.verdict() == "within noise"
 
     cells = dict(zip(headers(rows), table_cells(rows)[2], strict=True))
-    assert cells["vs baseline"] == "within noise" and cells["Δ best val acc"].startswith("+")
-    assert dict(zip(headers(rows), table_cells(rows)[0], strict=True))["Δ best val acc"] == (
-        "baseline"
-    )
+    assert cells["vs baseline"] == "within noise" and cells["Δ test acc"].startswith("+")
+    assert dict(zip(headers(rows), table_cells(rows)[0], strict=True))["Δ test acc"] == ("baseline")
     (record,) = [r for r in csv.DictReader(io.StringIO(to_csv(rows))) if r["name"] == "inv"]
     assert float(record["p_value"]) == pytest.approx(by_name["inv"].versus.p_value)
     assert record["within_noise"] == "False"
@@ -306,7 +307,7 @@ def test_compare_of_a_sweep_fits_a_100_column_terminal_without_cutting_a_cell(tm
     assert max(map(len, lines)) <= 100
     assert "…" not in result.stdout
     header = next(line for line in lines if "kernel_size" in line)
-    for column in ("run", "params", "MACs", "best val acc", "95% CI", "Δ", "p", "vs baseline"):
+    for column in ("run", "params", "MACs", "test acc", "95% CI", "Δ", "p", "vs baseline"):
         assert column in header
     (row,) = [
         line for line in lines if line.lstrip().startswith("equal-attention") and " 5 " in line

@@ -11,6 +11,7 @@ from conftest import TEST_IMAGES, TRAIN_PER_BATCH, load_cifar10
 
 from involution_bench.data import DATA_DIR_ENV, resolve_data_dir
 from involution_bench.data.pipelines import make_datasets
+from involution_bench.data.split import with_validation
 from involution_bench.errors import DataError
 
 
@@ -112,7 +113,7 @@ def take_epochs(train, steps_per_epoch, epochs):
 
 
 def test_pipeline_scales_batches_and_reshuffles_each_epoch(cifar_dir):
-    data = load_cifar10(cifar_dir)
+    data = with_validation(load_cifar10(cifar_dir), "test", split_seed=0)
     pipelines = make_datasets(data, batch_size=32, seed=3)
     assert pipelines.steps_per_epoch == 3
     first_epoch, second_epoch = take_epochs(pipelines.train, 3, 2)
@@ -139,7 +140,7 @@ def test_pipeline_scales_batches_and_reshuffles_each_epoch(cifar_dir):
 
 
 def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):
-    data = load_cifar10(cifar_dir)
+    data = with_validation(load_cifar10(cifar_dir), "test", split_seed=0)
     full = take_epochs(make_datasets(data, batch_size=32, seed=3).train, 3, 3)
     resumed = take_epochs(make_datasets(data, batch_size=32, seed=3, first_epoch=2).train, 3, 1)
     for (x, y), (x_again, y_again) in zip(full[2], resumed[0], strict=True):
@@ -148,7 +149,7 @@ def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):
 
 
 def test_augmentation_crops_and_flips_each_image_reproducibly(cifar_dir):
-    data = load_cifar10(cifar_dir)
+    data = with_validation(load_cifar10(cifar_dir), "test", split_seed=0)
     plain = take_epochs(make_datasets(data, batch_size=32, seed=3).train, 3, 2)
     augmented = take_epochs(make_datasets(data, batch_size=32, seed=3, augment=True).train, 3, 2)
     again = take_epochs(make_datasets(data, batch_size=32, seed=3, augment=True).train, 3, 2)

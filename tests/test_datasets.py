@@ -173,7 +173,8 @@ def test_every_command_works_on_an_image_folder(write_config, image_folder, tmp_
     assert trained.exit_code == 0, trained.output
     (run_dir,) = runs_dir.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["dataset"] == "folder" and summary["train_images"] == 18
+    assert summary["dataset"] == "folder" and summary["train_images"] == 16
+    assert summary["validation"] == "split" and summary["validation_images"] == 2
     assert summary["test_images"] == 6
 
     evaluated = runner.invoke(app, ["eval", str(run_dir), "--checkpoint", "last"])

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from involution_bench.analysis.rows import Row, group_runs, make_row
+from involution_bench.analysis.rows import DEFAULT_METRIC, METRICS, Row, group_runs, make_row
 from involution_bench.analysis.significance import with_significance
 from involution_bench.config import config_values
+from involution_bench.errors import InvbenchError
 from involution_bench.runs import Run
 
 
@@ -18,15 +19,20 @@ def comparison(
     group: bool = True,
     baseline: str | None = None,
     swept_keys: Sequence[str] = (),
+    metric: str = DEFAULT_METRIC,
 ) -> list[Row]:
     """The table's rows: runs grouped over seeds, or one row per run, each with the
-    95% interval of its best validation accuracy and, given a baseline row (a
-    run name or folder), its Welch difference from it. `swept_keys` (a sweep's
-    grid) become columns of their own."""
+    95% interval of its `metric` (by default the test accuracy of each run's chosen
+    model) and, given a baseline row (a run name or folder), its Welch difference
+    from it. `swept_keys` (a sweep's grid) become columns of their own."""
+    if metric not in METRICS:
+        raise InvbenchError("--metric", f"must be one of {', '.join(METRICS)}, not {metric!r}")
     runs = list(runs)
     groups = group_runs(runs) if group else [(run,) for run in runs]
     rows = [make_row(members) for members in groups]
-    rows = [replace(row, swept=swept_values(row.runs[0], swept_keys)) for row in rows]
+    rows = [
+        replace(row, swept=swept_values(row.runs[0], swept_keys), metric=metric) for row in rows
+    ]
     return with_significance(rows, baseline)
 
 

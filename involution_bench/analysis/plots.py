@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
-from involution_bench.analysis.rows import Row, mean_curves, row_labels
+from involution_bench.analysis.rows import Row, column_of, mean_curves, row_labels
 from involution_bench.runs import ACCURACY_PLOT, LOSS_PLOT, Run, RunFolder, write_atomic
 
 PANELS = {
@@ -148,7 +148,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 
 def tradeoff_figure(rows: Sequence[Row]) -> Figure:
-    """Best validation accuracy (mean, 95% interval as error bars) against each cost,
+    """Each row's metric (mean, 95% interval as error bars) against each cost,
     with the Pareto front drawn and every point labelled. Costs that span more
     than a decade get a log axis."""
     labels = row_labels(rows, with_group_size=False)
@@ -157,7 +157,7 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
     for axes, (key, axis_label, log_scale) in zip(panels, TRADEOFF_PANELS, strict=True):
         points, placed = [], []
         for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
-            cost, accuracy = _mean(row.values[key]), _mean(row.values["best_val_accuracy"])
+            cost, accuracy = _mean(row.values[key]), _mean(row.values[row.metric])
             if cost is None or accuracy is None:
                 continue
             interval = row.interval
@@ -189,7 +189,8 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
         axes.set_xlabel(axis_label)
         axes.grid(True, alpha=0.3, which="both")
         axes.margins(x=0.15, y=0.12)
-    panels[0].set_ylabel("best validation accuracy (mean, 95% CI)")
+    metric = column_of(rows[0].metric).header if rows else "accuracy"
+    panels[0].set_ylabel(f"{metric} (mean, 95% CI)")
     return figure
 
 

@@ -38,6 +38,9 @@ COLUMNS = (
     Column("parameters", "params", ",d"),
     Column("trainable_parameters", "trainable", ",d"),
     Column("macs_per_image", "MACs/image", ",d"),
+    Column("validated_on", "validated on", "s", numeric=False),
+    Column("test_accuracy", "test acc", ".4f"),
+    Column("test_accuracy_last", "test acc (last)", ".4f"),
     Column("best_val_accuracy", "best val acc", ".4f"),
     Column("best_epoch", "best epoch", "d"),
     Column("final_val_accuracy", "final val acc", ".4f"),
@@ -46,6 +49,32 @@ COLUMNS = (
     Column("images_per_second", "train img/s", ",.0f"),
 )
 NUMERIC_COLUMNS = tuple(column for column in COLUMNS if column.numeric)
+# What compare can judge rows by (`--metric`): the headline, its interval and Welch test.
+METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "test_accuracy_last")
+DEFAULT_METRIC = "test_accuracy"
+
+
+def column_of(key: str) -> Column:
+    return next(column for column in COLUMNS if column.key == key)
+
+
+def validated_on(run: Run) -> str:
+    """What the run chose on: "split" (held out of the training set), "val/" (a folder
+    dataset's own) or "test" (the source article's protocol, and every run written
+    before validation splits existed)."""
+    return run.summary.validation or "test"
+
+
+def metric_value(run: Run, metric: str) -> float | None:
+    """A run's value of `metric`. A run that validated on test and has no test accuracy
+    (written before runs were tested at completion) has one all the same: its best
+    validation accuracy is its chosen model's test accuracy, chosen on test."""
+    value = getattr(run.summary, metric)
+    if value is None and metric == "test_accuracy" and run.summary.chosen_on_test:
+        return run.summary.best_val_accuracy
+    return value
+
+
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -64,10 +93,16 @@ class Row:
 
     runs: tuple[Run, ...]
     values: dict[str, Any]  # text columns as str; numeric ones a number, a Stat, or None
-    interval: MeanInterval | None = None  # best val acc: the 95% interval of the mean
-    versus: Difference | None = None  # best val acc against the baseline row
+    interval: MeanInterval | None = None  # the metric's 95% interval of the mean
+    versus: Difference | None = None  # the metric against the baseline row's
     is_baseline: bool = False
     swept: dict[str, Any] = field(default_factory=dict)  # a sweep's grid key -> this row's value
+    metric: str = DEFAULT_METRIC  # what the row is judged by
+
+    @property
+    def chosen_on_test(self) -> bool:
+        """Whether any of its runs chose its best epoch on the test set."""
+        return any(run.summary.chosen_on_test for run in self.runs)
 
     @property
     def size(self) -> int:
@@ -78,7 +113,7 @@ def run_numbers(run: Run) -> dict[str, Any]:
     """One run's numeric columns; what it has not produced yet is None."""
     summary = run.summary
     numbers = {
-        column.key: getattr(summary, column.key)
+        column.key: metric_value(run, column.key)
         for column in NUMERIC_COLUMNS
         if column.key not in ("parameters", "trainable_parameters")
     }
@@ -102,6 +137,8 @@ def group_key(run: Run) -> str:
     if run.config is None:
         return f"path:{run.path}"
     rest = {key: value for key, value in current_schema(run.config).items() if key != "seed"}
+    # Runs chosen on the test set never share a row with runs chosen on held-out images.
+    rest["validated_on"] = validated_on(run)
     return "config:" + json.dumps(rest, sort_keys=True, default=str)
 
 
@@ -132,6 +169,7 @@ def make_row(runs: Sequence[Run]) -> Row:
         "status": _tally(run.status for run in runs),
         "epochs": _tally(epochs_text(run) for run in runs),
         "seeds": ", ".join(str(run_seed(run)) for run in runs),
+        "validated_on": _tally(validated_on(run) for run in runs),
     }
     numbers = [run_numbers(run) for run in runs]
     for column in NUMERIC_COLUMNS:
@@ -210,6 +248,8 @@ def row_labels(rows: Sequence[Row], with_group_size: bool = True) -> list[str]:
             label += f" ({row.runs[0].path.name})"
         if with_group_size and row.size > 1:
             label += f", mean of {row.size}"
+        if row.chosen_on_test:
+            label += ", validated on test"
         labels.append(label)
     return labels
 

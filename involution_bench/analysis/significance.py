@@ -1,5 +1,6 @@
 """The comparison table's statistics: each row's 95% interval, and its difference
-from a baseline row (`compare --baseline ROW`), on best validation accuracy.
+from a baseline row (`compare --baseline ROW`), on the row's metric (by default
+the test accuracy of each run's chosen model).
 
 The numbers come from `stats.py`; this module attaches them to table rows
 and renders them as cells (table, Markdown) and as raw fields (CSV, JSON).
@@ -14,17 +15,25 @@ from typing import Any
 
 import yaml
 
-from involution_bench.analysis.rows import Row
+from involution_bench.analysis.rows import DEFAULT_METRIC, Row, column_of, metric_value
 from involution_bench.analysis.stats import mean_interval, welch_difference
 from involution_bench.errors import InvbenchError
 
-METRIC = "best_val_accuracy"
-INTERVAL_HEADER = "best val acc 95% CI"
-BASELINE_HEADERS = ("Δ best val acc", "Δ 95% CI", "p", "vs baseline")
+
+def metric_header(metric: str) -> str:
+    return column_of(metric).header
+
+
+def interval_header(metric: str) -> str:
+    return f"{metric_header(metric)} 95% CI"
+
+
+def baseline_headers(metric: str) -> tuple[str, ...]:
+    return (f"Δ {metric_header(metric)}", "Δ 95% CI", "p", "vs baseline")
 
 
 def metric_values(row: Row) -> list[float]:
-    values = [getattr(run.summary, METRIC) for run in row.runs]
+    values = [metric_value(run, row.metric) for run in row.runs]
     return [value for value in values if value is not None]
 
 
@@ -39,7 +48,9 @@ def with_significance(rows: Sequence[Row], baseline: str | None = None) -> list[
     base = find_baseline(rows, baseline)
     base_values = metric_values(base)
     if not base_values:
-        raise InvbenchError("--baseline", f"{baseline!r} has no finished epoch to compare with")
+        raise InvbenchError(
+            "--baseline", f"{baseline!r} has no {metric_header(base.metric)} to compare with"
+        )
     marked = []
     for row in rows:
         if row is base:
@@ -95,7 +106,8 @@ def _by_swept_value(rows: Sequence[Row], wanted: str) -> list[Row]:
 
 def significance_headers(rows: Sequence[Row]) -> list[str]:
     with_baseline = any(row.is_baseline for row in rows)
-    return [INTERVAL_HEADER, *(BASELINE_HEADERS if with_baseline else ())]
+    metric = rows[0].metric if rows else DEFAULT_METRIC
+    return [interval_header(metric), *(baseline_headers(metric) if with_baseline else ())]
 
 
 def significance_cells(row: Row, with_baseline: bool) -> list[str]:
@@ -121,8 +133,9 @@ def significance_fields(row: Row) -> dict[str, Any]:
     """Raw numbers for CSV and JSON; None where a value does not exist."""
     interval, versus = row.interval, row.versus
     return {
-        f"{METRIC}_ci_low": interval.low if interval else None,
-        f"{METRIC}_ci_high": interval.high if interval else None,
+        "metric": row.metric,
+        f"{row.metric}_ci_low": interval.low if interval else None,
+        f"{row.metric}_ci_high": interval.high if interval else None,
         "baseline": row.is_baseline,
         "difference": versus.difference if versus else None,
         "difference_ci_low": versus.low if versus else None,

@@ -12,21 +12,24 @@ import csv
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from involution_bench.analysis.rows import (
     COLUMNS,
+    DEFAULT_METRIC,
     NUMERIC_COLUMNS,
     Row,
     Stat,
+    column_of,
     format_cell,
     human_count,
     run_seed,
     swept_labels,
 )
 from involution_bench.analysis.significance import (
+    metric_header,
     significance_cells,
     significance_fields,
     significance_headers,
@@ -63,11 +66,9 @@ class TerminalColumn:
     needs_baseline: bool = False  # shown only when a row is the baseline
 
 
-def _value(key: str, spec: str | None = None) -> Callable[[Row], str]:
-    column = next(column for column in COLUMNS if column.key == key)
-    if spec:
-        column = replace(column, format=spec)
-    return lambda row: format_cell(row.values[key], column, row.size)
+def _value(key: str) -> Callable[[Row], str]:
+    shown = column_of(key)
+    return lambda row: format_cell(row.values[key], shown, row.size)
 
 
 def _counted(key: str) -> Callable[[Row], str]:
@@ -101,6 +102,7 @@ def _interval(row: Row) -> str:
     return f"{interval.low:.4f}\N{EN DASH}{interval.high:.4f}"
 
 
+METRIC_HEADER = "metric"  # replaced by the rows' metric's own header (test acc)
 TERMINAL_COLUMNS = {
     column.key: column
     for column in (
@@ -110,6 +112,10 @@ TERMINAL_COLUMNS = {
         TerminalColumn("seeds", "seeds", _value("seeds")),
         TerminalColumn("params", "params", _counted("parameters")),
         TerminalColumn("macs", "MACs", _counted("macs_per_image")),
+        TerminalColumn("validated", "validated on", _value("validated_on")),
+        TerminalColumn("metric", METRIC_HEADER, lambda row: _value(row.metric)(row)),
+        TerminalColumn("test", "test acc", _value("test_accuracy")),
+        TerminalColumn("test_last", "test acc (last)", _value("test_accuracy_last")),
         TerminalColumn("best", "best val acc", _value("best_val_accuracy")),
         TerminalColumn("ci", "95% CI", _interval),
         TerminalColumn("best_epoch", "best epoch", _value("best_epoch")),
@@ -125,7 +131,7 @@ TERMINAL_COLUMNS = {
     )
 }
 # What a reader needs to judge a comparison; a sweep's keys follow the run name.
-DEFAULT_COLUMNS = ("name", "params", "macs", "best", "ci", "delta", "p", "verdict")
+DEFAULT_COLUMNS = ("name", "params", "macs", "metric", "ci", "delta", "p", "verdict")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
@@ -141,11 +147,16 @@ def parse_columns(text: str) -> tuple[str, ...]:
 
 
 def default_columns(rows: Sequence[Row]) -> tuple[str, ...]:
-    """`DEFAULT_COLUMNS`, with status and epochs after the name where a row has a run
-    that is not completed (running, failed, unreadable...): that must not go unseen."""
-    if all(row.values["status"] == "completed" for row in rows):
-        return DEFAULT_COLUMNS
-    return (DEFAULT_COLUMNS[0], "status", "epochs", *DEFAULT_COLUMNS[1:])
+    """`DEFAULT_COLUMNS`, with after the name what must not go unseen: what a row was
+    validated on where some row chose on the test set, and status and epochs where a
+    row has a run that is not completed (running, failed, unreadable...)."""
+    first, *rest = DEFAULT_COLUMNS
+    extra = []
+    if any(row.chosen_on_test for row in rows):
+        extra.append("validated")
+    if any(row.values["status"] != "completed" for row in rows):
+        extra += ["status", "epochs"]
+    return (first, *extra, *rest)
 
 
 def terminal_table(
@@ -163,7 +174,10 @@ def terminal_table(
     swept = swept_labels(rows)
     header: list[str] = []
     for column in chosen:
-        header.append(column.header)
+        if column.header == METRIC_HEADER:
+            header.append(metric_header(rows[0].metric) if rows else METRIC_HEADER)
+        else:
+            header.append(column.header)
         if column.key == "name":
             header += swept
     cells = []
@@ -190,15 +204,18 @@ def to_markdown(rows: Sequence[Row]) -> str:
 def to_csv(rows: Sequence[Row]) -> str:
     """Raw numbers: each numeric column with its `_std` and `_count` beside it."""
     swept = list(rows[0].swept) if rows else []
-    fields = ["name", *swept, "status", "epochs", "seeds", "n"]
+    fields = ["name", *swept, "status", "epochs", "seeds", "validated_on", "n"]
     for column in NUMERIC_COLUMNS:
         fields += [column.key, f"{column.key}_std", f"{column.key}_count"]
-    fields += list(significance_fields(Row((), {})))
+    metric = rows[0].metric if rows else DEFAULT_METRIC
+    fields += list(significance_fields(Row((), {}, metric=metric)))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        record = {key: row.values[key] for key in ("name", "status", "epochs", "seeds")}
+        record = {
+            key: row.values[key] for key in ("name", "status", "epochs", "seeds", "validated_on")
+        }
         record.update({key: json.dumps(value) for key, value in row.swept.items()})
         record["n"] = row.size
         for column in NUMERIC_COLUMNS:

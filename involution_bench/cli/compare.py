@@ -23,6 +23,11 @@ from involution_bench.cli.app import (
 )
 from involution_bench.runs import find_runs, newest_run
 
+ON_TEST_NOTE = (
+    "validated on test: chosen on the test set (the source article's protocol); its "
+    "test accuracy is the best of its epochs' test scores, biased upward."
+)
+
 
 def compact_table(headers, lines, title: str | None = None) -> Table:
     """A table that keeps a 100-column terminal: one space between columns (the box's,
@@ -98,6 +103,16 @@ def compare(
             "p, verdict, n.",
         ),
     ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            metavar="KEY",
+            help="What rows are judged by (headline, interval, Δ, p, tradeoff.png): "
+            "test_accuracy (the chosen model's, tested once; default), best_val_accuracy "
+            "(the selection metric), final_val_accuracy or test_accuracy_last.",
+        ),
+    ] = "test_accuracy",
     wide: Annotated[
         bool, typer.Option("--wide", help="Every column, numbers in full (as the files hold).")
     ] = False,
@@ -123,7 +138,9 @@ def compare(
     chosen = parse_columns(columns) if columns else None
     # A sweep folder's grid keys become columns of their own.
     swept = list(dict.fromkeys(key for path in runs for key in swept_keys(path)))
-    rows = comparison(load_runs(runs), group=group, baseline=baseline, swept_keys=swept)
+    rows = comparison(
+        load_runs(runs), group=group, baseline=baseline, swept_keys=swept, metric=metric
+    )
     out_dir = ensure_root(out) if out else create_unique_dir(runs_dir, f"compare-{timestamp()}")
     written = [
         plot_comparison(rows, out_dir / "comparison.png"),
@@ -135,7 +152,10 @@ def compare(
             header, cells = headers(rows), table_cells(rows)
         else:
             header, cells = terminal_table(rows, chosen)
-        make_console().print(compact_table(header, cells))
+        console = make_console()
+        console.print(compact_table(header, cells))
+        if any(row.chosen_on_test for row in rows):
+            console.print(ON_TEST_NOTE)
     else:
         render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
         typer.echo(render(rows), nl=False)

@@ -105,10 +105,17 @@ def fit_and_report(run, console: Console, quiet: bool) -> None:
     finally:
         if live:
             display.progress.stop()
+    on = "on test" if summary.chosen_on_test else f"on {summary.validation_images:,} held out"
+    tested = (
+        f"; test accuracy {summary.test_accuracy:.4f} ({summary.test_model}), "
+        f"last {summary.test_accuracy_last:.4f}"
+        if summary.test_accuracy is not None
+        else ""
+    )
     console.print(
         f"{experiment.name} (seed {experiment.seed}): best val_accuracy "
-        f"{summary.best_val_accuracy:.4f} (epoch {summary.best_epoch}), "
-        f"final {summary.final_val_accuracy:.4f}, "
+        f"{summary.best_val_accuracy:.4f} (epoch {summary.best_epoch}, validated {on}), "
+        f"final {summary.final_val_accuracy:.4f}{tested}, "
         f"{summary.total_parameters:,} parameters, "
         f"{summary.seconds_per_epoch:.1f} s/epoch"
     )

@@ -119,7 +119,8 @@ class PreparedRun:
     def _finish(self, status: RunStatus, error: str | None = None) -> None:
         """Model, then plots, then the status: nothing is lost, even when stopped."""
         self.writer.place_model(status, self.model.save)
-        if status == RunStatus.completed and self.scratch is None:
+        # Every worker tests, as every worker trained: the last model's pass is collective.
+        if status == RunStatus.completed:
             for key, value in final_test(self.run_dir, self.model, self.data).items():
                 setattr(self.writer.summary, key, value)
         if self.writer.epochs_done:
