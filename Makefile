@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format docs data train-conv train-inv reproduce rednet kernel-size study compare bench smoke clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,20 @@ reproduce: $(INSTALLED)
 	$(INVBENCH) sweep -c configs/inv.yaml --repeat $(SEEDS) $(PRECISION_SET) --runs-dir $(REPRODUCE_DIR) --quiet
 	$(INVBENCH) compare $(REPRODUCE_DIR)/sweep-* --baseline article-conv --out $(REPRODUCE_DIR)/compare
 	$(INVBENCH) kernels "$$(ls -d $(REPRODUCE_DIR)/sweep-*-article-inv/m00-*/*/ | head -n 1)" --out $(REPRODUCE_DIR)/compare/kernels.png
+
+# What the article's protocol costs: the article pair, $(PROTOCOL_SEEDS) seeds each, in
+# bfloat16, validated on the test set as the article does (on-test/) and on 5,000
+# held-out training images (held-out/), then compared by the chosen models' test
+# accuracy. Run it again to resume it.
+PROTOCOL_DIR ?= runs/protocol
+PROTOCOL_SEEDS ?= 3
+PROTOCOL_SET := --repeat $(PROTOCOL_SEEDS) --set train.precision=mixed_bfloat16 --quiet
+protocol: $(INSTALLED)
+	$(INVBENCH) sweep -c configs/conv.yaml $(PROTOCOL_SET) --runs-dir $(PROTOCOL_DIR)/on-test
+	$(INVBENCH) sweep -c configs/conv.yaml $(PROTOCOL_SET) --set data.validation=5000 --runs-dir $(PROTOCOL_DIR)/held-out
+	$(INVBENCH) sweep -c configs/inv.yaml $(PROTOCOL_SET) --runs-dir $(PROTOCOL_DIR)/on-test
+	$(INVBENCH) sweep -c configs/inv.yaml $(PROTOCOL_SET) --set data.validation=5000 --runs-dir $(PROTOCOL_DIR)/held-out
+	$(INVBENCH) compare $(PROTOCOL_DIR) --out $(PROTOCOL_DIR)/compare
 
 # The RedNet/ResNet pair (20 epochs each, $(SEEDS) seeds), then side by side.
 PAIR_DIR ?= runs/rednet-$(STAMP)
