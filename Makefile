@@ -12,7 +12,7 @@ ifneq ($(wildcard $(DATA_DIR)/cifar-10-python.tar.gz $(DATA_DIR)/cifar-10-batche
 export INVBENCH_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 STAMP := $(shell date +%Y%m%d-%H%M%S)
-REPRODUCE_DIR ?= runs/reproduce-$(STAMP)
+REPRODUCE_DIR ?= runs/reproduce
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
 .PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke clean
@@ -54,7 +54,7 @@ train-inv: $(INSTALLED)
 # The article's experiment: both models, 20 epochs each, $(SEEDS) seeds
 # (seeds 42, 43, ...), then side by side against the CNN (table, intervals
 # and figures in $(REPRODUCE_DIR)/compare) and the involution kernel maps of
-# the first seed. Give a fixed REPRODUCE_DIR to resume it by running it again;
+# the first seed. Run it again to resume it (in the same REPRODUCE_DIR);
 # PRECISION=mixed_bfloat16 trains in bfloat16 (float32 by default).
 PRECISION ?=
 PRECISION_SET := $(if $(PRECISION),--set train.precision=$(PRECISION))
@@ -78,12 +78,14 @@ protocol: $(INSTALLED)
 	$(INVBENCH) sweep -c configs/inv.yaml $(PROTOCOL_SET) --set data.validation=5000 --runs-dir $(PROTOCOL_DIR)/held-out
 	$(INVBENCH) compare $(PROTOCOL_DIR) --out $(PROTOCOL_DIR)/compare
 
-# The RedNet/ResNet pair (20 epochs each, $(SEEDS) seeds), then side by side.
-PAIR_DIR ?= runs/rednet-$(STAMP)
+# The RedNet/ResNet pair (20 epochs each, $(SEEDS) seeds), then side by side against
+# the ResNet. Run it again to resume it (in the same PAIR_DIR).
+PAIR_DIR ?= runs/rednet
 SEEDS ?= 1
 rednet: $(INSTALLED)
-	$(INVBENCH) train --config configs/rednet.yaml --config configs/resnet.yaml --repeat $(SEEDS) --runs-dir $(PAIR_DIR)
-	$(MAKE) compare RUNS=$(PAIR_DIR) COMPARE_DIR=$(PAIR_DIR)/compare
+	$(INVBENCH) sweep -c configs/resnet.yaml --repeat $(SEEDS) --runs-dir $(PAIR_DIR) --quiet
+	$(INVBENCH) sweep -c configs/rednet.yaml --repeat $(SEEDS) --runs-dir $(PAIR_DIR) --quiet
+	$(INVBENCH) compare $(PAIR_DIR)/sweep-* --baseline resnet --out $(PAIR_DIR)/compare
 
 # RedNet's involution kernel size 3, 5 and 7 (every involution at once), $(SEEDS)
 # seeds, $(EPOCHS) epochs each, then compared against K=7 with tradeoff.png.
@@ -111,7 +113,7 @@ study: $(INSTALLED)
 	$(INVBENCH) compare $(STUDY_DIR)/sweep-* --baseline equal-conv --out $(STUDY_DIR)/compare
 	$(INVBENCH) kernels "$$(ls -d $(STUDY_DIR)/sweep-*-equal-involution/m00-*/*/ | head -n 1)" "$$(ls -d $(STUDY_DIR)/sweep-*-equal-attention/m00-*/*/ | head -n 1)" --images 6 --out $(STUDY_DIR)/compare/maps.png
 
-# Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce-...
+# Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce
 RUNS ?= runs
 COMPARE_DIR ?= runs/compare-$(STAMP)
 compare: $(INSTALLED)
