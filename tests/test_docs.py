@@ -63,7 +63,7 @@ def sandbox(root: Path) -> None:
     runs = root / "runs"
     for seed in (42, 43):
         make_run(
-            runs / "reproduce-article",
+            runs / "reproduce",
             f"2026112{seed - 40}-000001-article-conv",
             [0.5, 0.7],
             name="article-conv",
@@ -71,7 +71,7 @@ def sandbox(root: Path) -> None:
             planned=2,
         )
         make_run(
-            runs / "reproduce-article",
+            runs / "reproduce",
             f"2026112{seed - 40}-000002-article-inv",
             [0.3, 0.45 + seed / 1000],
             name="article-inv",
