@@ -119,11 +119,13 @@ COMPARE_DIR ?= runs/compare-$(STAMP)
 compare: $(INSTALLED)
 	$(INVBENCH) compare $(RUNS) --out $(COMPARE_DIR)
 
-# Start-up of the CLI, the op's implementations against the article's form,
-# then whole models.
+# Start-up of the CLI, the op's implementations against the article's form (float32
+# and bfloat16), then whole models (the RedNet pair in bfloat16 too), then where
+# the RedNet pair's step goes: every table of docs/benchmarks.md.
 bench: $(INSTALLED)
 	$(INVBENCH) bench cli
 	$(INVBENCH) bench op
+	$(INVBENCH) bench op --dtype bfloat16
 	$(INVBENCH) bench model --config configs/conv.yaml --config configs/inv.yaml
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml --set train.precision=mixed_bfloat16
