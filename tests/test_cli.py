@@ -236,3 +236,16 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(write_config, tmp_path, 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs_done"] == 1
     assert (run_dir / "model.keras").is_file()
+
+
+def test_info_takes_several_config_files_as_arguments():
+    """configs/equal-macs/conv.yaml suggests `invbench info configs/equal-macs/*.yaml`."""
+    from pathlib import Path
+
+    files = sorted(str(path) for path in Path("configs/equal-macs").glob("*.yaml"))
+    result = runner.invoke(app, ["info", *files])
+    assert result.exit_code == 0, result.output
+    for name in ("equal-attention", "equal-conv", "equal-involution"):
+        assert f"{name}: " in result.stdout
+    nothing = runner.invoke(app, ["info"])
+    assert nothing.exit_code == 2 and "give one or more config files" in nothing.stderr

@@ -71,7 +71,7 @@ def compare(
         typer.Option(
             "--out",
             metavar="DIR",
-            help="Folder for comparison.png/.md/.csv/.json "
+            help="Folder for comparison.png, tradeoff.png and comparison.md/.csv/.json "
             "(default: a new compare-<timestamp> folder under --runs-dir).",
         ),
     ] = None,

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from involution_bench.cli.app import (
-    ConfigFiles,
     Overrides,
     app,
     load_finished_epochs,
@@ -24,9 +23,22 @@ from involution_bench.runs import CONFUSION_PLOT, EVAL_FILE, KERNELS_PLOT, MODEL
 
 
 @app.command()
-def info(config: ConfigFiles, overrides: Overrides = None) -> None:
-    """Per-layer output shapes, parameters and multiply-accumulates of configs, untrained."""
-    configs = [load_config(path, overrides or ()) for path in config]
+def info(
+    files: Annotated[
+        list[Path] | None, typer.Argument(metavar="[FILE]...", help="Experiment YAMLs.")
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", "-c", metavar="FILE", help="Experiment YAML; repeat for several."),
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Per-layer output shapes, parameters and multiply-accumulates of configs, untrained
+    (`invbench info configs/equal-macs/*.yaml`, or `-c FILE` for each)."""
+    paths = [*(files or ()), *(config or ())]
+    if not paths:
+        raise InvbenchError("info", "give one or more config files (FILE... or -c FILE)")
+    configs = [load_config(path, overrides or ()) for path in paths]
     for experiment in configs:  # a folder dataset's classes are known once it is listed
         data = experiment.data
         check_classes(experiment, len(dataset_class_names(data.name, data.dir)))
