@@ -83,3 +83,25 @@ def test_unwritable_root_is_explained(tmp_path):
     blocker.write_text("")
     with pytest.raises(RunError, match="cannot create the output folder"):
         create_run_dir(blocker / "runs", "x")
+
+
+def test_export_copies_each_runs_small_files_and_compare_reads_them(tmp_path):
+    from conftest import make_sweep
+    from typer.testing import CliRunner
+
+    from involution_bench.cli import app
+
+    sweep = make_sweep(tmp_path / "runs", "rednet", "model.layers.0.involution.kernel_size", [3, 7])
+    (next(sweep.glob("m00-*/*")) / "model.keras").write_bytes(b"not copied")
+    runner = CliRunner()
+    exported = runner.invoke(app, ["export", str(tmp_path / "runs"), "--to", str(tmp_path / "res")])
+    assert exported.exit_code == 0, exported.output
+    copied = sorted(p.relative_to(tmp_path / "res") for p in (tmp_path / "res").rglob("*.*"))
+    assert len(copied) == 4 * 3 + 1 and not any(p.suffix == ".keras" for p in copied)
+    args = ["--out", str(tmp_path / "c"), "-f", "json"]
+    original = runner.invoke(app, ["compare", str(tmp_path / "runs"), *args])
+    again = runner.invoke(app, ["compare", str(tmp_path / "res"), *args])
+    strip = [{k: v for k, v in row.items() if k != "runs"} for row in json.loads(original.stdout)]
+    assert strip == [
+        {k: v for k, v in row.items() if k != "runs"} for row in json.loads(again.stdout)
+    ]

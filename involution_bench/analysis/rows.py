@@ -240,7 +240,8 @@ def row_labels(rows: Sequence[Row], with_group_size: bool = True) -> list[str]:
     told apart by their first run's folder."""
     bases = []
     for row, swept in zip(rows, _swept_texts(rows), strict=True):
-        bases.append(f"{row.values['name']} {swept}".strip())
+        on_test = ", validated on test" if row.chosen_on_test else ""
+        bases.append(f"{row.values['name']} {swept}".strip() + on_test)
     counts = Counter(bases)
     labels = []
     for row, label in zip(rows, bases, strict=True):
@@ -248,8 +249,6 @@ def row_labels(rows: Sequence[Row], with_group_size: bool = True) -> list[str]:
             label += f" ({row.runs[0].path.name})"
         if with_group_size and row.size > 1:
             label += f", mean of {row.size}"
-        if row.chosen_on_test:
-            label += ", validated on test"
         labels.append(label)
     return labels
 

@@ -162,6 +162,19 @@ def compare(
     typer.echo(f"wrote {', '.join(str(path) for path in written)}", err=True)
 
 
+@app.command()
+def export(
+    runs: Annotated[Path, typer.Argument(help="A run folder, or a folder of runs.")],
+    to: Annotated[Path, typer.Option("--to", metavar="DIR", help="Where the copies go.")],
+) -> None:
+    """Copy runs' small files (config, summary, history; sweep.yaml), no models, at the
+    same relative paths: what results/ commits. `compare` reads the copies."""
+    from involution_bench.runs.export import export_small_files
+
+    written = export_small_files(runs, to)
+    typer.echo(f"wrote {len(written)} files under {to}", err=True)
+
+
 @app.command("runs")
 def list_runs(
     root: Annotated[
