@@ -98,9 +98,9 @@ def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
 
     "auto": off where an involution or attention layer runs the native kernel, which XLA cannot
     compile; otherwise Keras' own "auto": off on CPU-only machines, where XLA
-    slows this project's models (the article's CNN 166 against 101 ms a step,
-    its involution model 62 against 38 ms; the pure-TF involution op compiles
-    itself with XLA either way), and on where there is a GPU.
+    slows this project's models (docs/benchmarks.md, "XLA on the CPU"; the
+    pure-TF involution op compiles itself with XLA either way), and on where
+    there is a GPU.
     """
     if setting != "auto":
         return bool(setting)
