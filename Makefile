@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke wheel-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -136,6 +136,18 @@ bench: $(INSTALLED)
 smoke: $(INSTALLED)
 	$(INVBENCH) train --quiet --config configs/conv.yaml --config configs/inv.yaml --config configs/rednet.yaml --config configs/resnet.yaml --config configs/equal-macs/attention.yaml $(SMOKE_SET) --runs-dir runs/smoke
 	$(INVBENCH) compare runs/smoke --out runs/smoke/compare
+
+# The built wheel in a new virtual environment, run outside the repository: the
+# packaged configs by name, and one short training run where the offline copy is.
+WHEEL_DIR := build/wheel
+wheel-check: $(INSTALLED)
+	rm -rf $(WHEEL_DIR) && $(BIN)/pip wheel --quiet --no-deps -w $(WHEEL_DIR) .
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/pip install --quiet $(WHEEL_DIR)/*.whl
+	cd $$(mktemp -d) && $(abspath $(WHEEL_DIR))/venv/bin/invbench config --list \
+	  && $(abspath $(WHEEL_DIR))/venv/bin/invbench info article-inv equal-macs/conv \
+	  && if [ -n "$$INVBENCH_DATA_DIR" ]; then $(abspath $(WHEEL_DIR))/venv/bin/invbench train -q \
+	    -c article-inv --set train.epochs=1 --set data.limit_train=256 --set data.limit_test=256; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

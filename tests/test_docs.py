@@ -23,15 +23,23 @@ COMMANDS_DOC = ROOT / "docs" / "commands.md"
 runner = CliRunner()
 
 
-def documented_commands() -> list[list[str]]:
-    """Every `invbench ...` line of the page's bash blocks, continuations joined."""
-    text = COMMANDS_DOC.read_text(encoding="utf-8")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def documented_commands(pages=(COMMANDS_DOC,)) -> list[list[str]]:
+    """Every `invbench ...` line of the pages' code blocks (a shown prompt `$ ` too),
+    continuations joined."""
     found = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words[:1] == ["invbench"]:
-                found.append(words[1:])
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.removeprefix("$ ").strip()
+                if not line.startswith("invbench "):
+                    continue
+                words = shlex.split(line, comments=True)
+                if words not in found:
+                    found.append(words[1:])
     return found
 
 
@@ -44,6 +52,53 @@ def leaf_command(words: list[str]):
 
 
 COMMANDS = documented_commands()
+
+
+EVERY_PAGE = documented_commands(DOCS)
+
+
+@pytest.mark.parametrize("words", EVERY_PAGE, ids=" ".join)
+def test_every_invbench_line_of_the_readme_and_docs_parses(words):
+    command, arguments = leaf_command(words)
+    assert not hasattr(command, "commands"), f"{words} names a group, not a command"
+    command.make_context(words[0], list(arguments))
+
+
+def test_every_make_target_the_docs_name_exists():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    named = {
+        target
+        for page in DOCS
+        for target in re.findall(
+            r"(?:`|^)make ([a-z][a-z-]+)", page.read_text(encoding="utf-8"), flags=re.M
+        )
+    }
+    assert named and named <= targets, named - targets
+
+
+def test_every_file_the_docs_link_to_exists():
+    missing = []
+    for page in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            path = target.split("#", 1)[0]
+            if path and "://" not in path and not (page.parent / path).exists():
+                missing.append(f"{page.name}: {target}")
+    assert not missing
+
+
+def test_the_config_reference_holds_every_key_at_its_default():
+    """The annotated config at the top of docs/configs.md: every key exists, and every
+    data and train value shown is the default."""
+    from involution_bench.config import TrainConfig, config_from_dict
+    from involution_bench.config.sections import DataConfig
+
+    text = (ROOT / "docs" / "configs.md").read_text(encoding="utf-8")
+    shown = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1))
+    config = config_from_dict(shown)  # an unknown key would be refused here
+    assert shown["data"] == DataConfig().model_dump(mode="json")
+    assert set(shown["train"]) == set(TrainConfig.model_fields)
+    assert config.train == TrainConfig()
 
 
 def test_the_page_has_examples_of_the_main_commands():

@@ -14,19 +14,34 @@ from rich.table import Table
 from involution_bench.analysis.rows import COLUMNS, current_schema, format_cell, make_row
 from involution_bench.cli.app import Overrides, app, make_console
 from involution_bench.config import dump_config, flatten_config, load_config
-from involution_bench.errors import RunError
+from involution_bench.errors import InvbenchError, RunError
 from involution_bench.runs import load_run
 
 
 @app.command("config")
 def show_config(
-    config: Annotated[Path, typer.Argument(metavar="FILE", help="Experiment YAML.")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(metavar="FILE", help="Experiment YAML, or a packaged config's name."),
+    ] = None,
     overrides: Overrides = None,
+    list_packaged: Annotated[
+        bool, typer.Option("--list", help="List the configs that ship with invbench.")
+    ] = False,
 ) -> None:
     """Print the fully resolved config (defaults filled in, overrides applied) as YAML.
 
-    Feeding the output back with `invbench train -c` trains the identical run.
+    Feeding the output back with `invbench train -c` trains the identical run;
+    `invbench config NAME > mine.yaml` copies a packaged config out to edit.
     """
+    if list_packaged:
+        from involution_bench.config.packaged import PACKAGED, packaged_configs
+
+        for name, path in packaged_configs().items():
+            typer.echo(f"{name:24} {path.relative_to(PACKAGED)}")
+        return
+    if config is None:
+        raise InvbenchError("config", "give a config FILE or NAME, or --list")
     typer.echo(dump_config(load_config(config, overrides or ())), nl=False)
 
 

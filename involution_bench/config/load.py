@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from involution_bench.config.keys import apply_override
 from involution_bench.config.layers import check_classes, model_output, normalize_layers
+from involution_bench.config.packaged import find_config
 from involution_bench.config.sections import ExperimentConfig
 from involution_bench.data import DATASETS
 from involution_bench.errors import ConfigError
@@ -26,9 +27,11 @@ from involution_bench.schema import config_error, did_you_mean
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read, validate and resolve a YAML config, applying `a.b=value` overrides."""
+    """Read, validate and resolve a YAML config, applying `a.b=value` overrides. A path
+    that is no file may name a packaged config (`article-inv`, `equal-macs/conv`)."""
+    path = find_config(path)
     source = str(path)
-    raw = _read_yaml(Path(path))
+    raw = _read_yaml(path)
     config = _validate(raw, source)
     overrides = list(overrides)
     if not overrides:
@@ -57,7 +60,9 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(path), None, "no such file") from None
+        raise ConfigError(
+            str(path), None, "no such file, nor a packaged config (invbench config --list)"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(str(path), None, "is a folder, not a YAML file") from None
     except (OSError, UnicodeDecodeError) as exc:

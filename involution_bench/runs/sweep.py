@@ -44,6 +44,7 @@ from involution_bench.config import (
     load_config,
     matching_paths,
 )
+from involution_bench.config.packaged import find_config
 from involution_bench.errors import ConfigError, InvbenchError
 from involution_bench.runs.files import SWEEP_FILE
 from involution_bench.runs.reader import find_runs, read_run
@@ -119,6 +120,7 @@ def plan_sweep(
         if key in grid:
             raise ConfigError("--grid", key, "is given twice")
         grid[key] = values
+    config_path = find_config(config_path)  # a file, or a packaged config's name
     base = load_config(config_path, overrides)
     resolved = config_to_dict(base)
     paths = {key: expand_key(resolved, key) for key in grid}
