@@ -54,3 +54,16 @@ def test_diff_refuses_a_folder_that_is_not_a_run(tmp_path):
     run = make_run(tmp_path, "a", [0.5])
     result = runner.invoke(app, ["diff", str(run), str(tmp_path / "nothing")])
     assert_one_line_error(result, "nothing", "no such folder")
+
+
+def test_a_packaged_config_is_found_by_its_name_or_path_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    for given in ("article-inv", "inv", "inv.yaml", "equal-macs/conv"):
+        assert load_config(given).name in ("article-inv", "equal-conv")
+    listed = runner.invoke(app, ["config", "--list"])
+    assert listed.exit_code == 0, listed.output
+    assert "article-inv" in listed.stdout and "equal-macs/attention" in listed.stdout
+    shown = runner.invoke(app, ["config", "article-conv"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("name: article-conv")
+    missing = runner.invoke(app, ["config", "no-such-config"])
+    assert missing.exit_code == 2 and "nor a packaged config" in missing.stderr
