@@ -196,3 +196,15 @@ def test_the_quick_examples_run_as_written(words, tmp_path, cifar_dir, monkeypat
     result = runner.invoke(app, expanded(words, tmp_path))
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
+
+
+def test_the_readmes_timings_are_those_of_the_benchmarks_page():
+    """The README quotes a few of docs/benchmarks.md's figures; they must be its own."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    bullet = readme.split("- In wall-clock time RedNet", 1)[1].split("\n- ", 1)[0]
+    bullet = bullet.split("\n\n", 1)[0]
+    figures = re.findall(r"\b\d+\.\d+ (?:ms|times)|\b\d+\.\d+(?= against)", bullet)
+    benchmarks = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    numbers = [figure.split()[0] for figure in figures]
+    assert len(numbers) >= 6
+    assert [number for number in numbers if number not in benchmarks] == []
