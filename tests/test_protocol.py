@@ -108,6 +108,10 @@ def test_the_test_set_is_read_twice_at_completion_and_never_before(
     for key in ("test_accuracy", "test_loss", "test_accuracy_last", "test_loss_last"):
         assert isinstance(summary[key], float)
     assert "test accuracy" in result.stdout and "validated on 16 held out" in result.stdout
+    evaluated = runner.invoke(app, ["eval", str(run_dir), "--checkpoint", "best"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
 def test_a_resumed_run_is_tested_once_at_its_end(write_config, tmp_path, cifar_dir, monkeypatch):
