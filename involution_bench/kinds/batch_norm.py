@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from involution_bench.kinds.base import LayerKind, unchanged
+from involution_bench.kinds.base import Baseline, LayerKind, unchanged
 from involution_bench.schema import Float, LayerName, PositiveFloat, Section
 
 
@@ -21,10 +21,12 @@ KINDS = (
         name="batch_norm",
         arguments=BatchNormArgs,
         output_shape=unchanged,
-        builder="keras.layers:BatchNormalization",
+        builder="involution_bench.ops:BatchNormalization",  # Keras' layer on the fused kernel
         weights=lambda args: (2, 2),  # gamma, beta; moving mean and variance
         takes="any",
         example={},
-        summary="batch normalization (folds into the layer before it at inference: no MACs)",
+        summary="batch normalization, Keras' numerics on TensorFlow's fused kernel (folds "
+        "into the layer before it at inference: no MACs)",
+        baseline=Baseline("keras.layers:BatchNormalization", "keras batch norm"),
     ),
 )

@@ -46,6 +46,7 @@ def mac_rules() -> dict[type, Callable[[Any, Shape, Shape], int]]:
     rules = {kind.layer_class(): kind.macs for kind in LAYER_KINDS.values()}
     rules.update({getattr(keras.layers, name): no_macs for name in STRUCTURAL_LAYERS})
     rules[keras.layers.Activation] = no_macs  # Dense/Conv2D `activation=` stays inside them
+    rules[keras.layers.BatchNormalization] = no_macs  # Keras' own: older models, baselines
     return rules
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from involution_bench.ops.batch_norm import BatchNormalization
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.layer_checks import check_arguments, strided_shape
 
@@ -83,7 +84,7 @@ class Involution(keras.layers.Layer):
         self.reduce = keras.layers.Conv2D(
             max(1, channels // self.reduction_ratio), 1, name="reduce"
         )
-        self.norm = keras.layers.BatchNormalization(name="norm")
+        self.norm = BatchNormalization(name="norm")
         self.span = keras.layers.Conv2D(self.kernel_size**2 * self.groups, 1, name="span")
         self.channels = channels
         shape = tuple(input_shape)

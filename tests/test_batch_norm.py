@@ -1,0 +1,116 @@
+"""The fused batch norm against Keras' own layer: forward, gradients, moving statistics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from involution_bench.ops import BatchNormalization
+
+SHAPES = [(8, 5, 7, 6), (4, 1, 1, 3), (3, 9, 2, 4), (16, 6)]  # odd sizes, 1x1, flat
+
+
+def twins(shape, **arguments):
+    keras_layer = keras.layers.BatchNormalization(**arguments)
+    fused = BatchNormalization(**arguments)
+    keras_layer.build(shape)
+    fused.build(shape)
+    rng = np.random.default_rng(1)
+    for ours, theirs in zip(fused.weights, keras_layer.weights, strict=True):
+        value = rng.uniform(0.5, 1.5, theirs.shape).astype("float32")
+        theirs.assign(value)
+        ours.assign(value)
+    return keras_layer, fused
+
+
+def scaled_error(ours, theirs) -> float:
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return float(np.abs(ours - theirs).max() / max(1.0, np.abs(theirs).max()))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_training_steps_match_keras_in_outputs_gradients_and_moving_statistics(shape):
+    keras_layer, fused = twins(shape, momentum=0.8, epsilon=1e-3)
+    rng = np.random.default_rng(0)
+    weights = tf.constant(rng.normal(size=shape[-1]).astype("float32"))
+    for _ in range(4):
+        inputs = tf.constant(rng.normal(2.0, 3.0, size=shape).astype("float32"))
+        results = []
+        for layer in (keras_layer, fused):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs, training=True)
+                loss = tf.reduce_sum(tf.square(outputs) * weights)
+            grads = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+            results.append((outputs, *grads))
+        for theirs, ours in zip(*results, strict=True):
+            assert scaled_error(ours, theirs) < 1e-5
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(
+            getattr(fused, name).numpy(), getattr(keras_layer, name).numpy(), rtol=1e-5
+        )
+    for layer in (keras_layer, fused):
+        assert [weight.name for weight in layer.weights] == [
+            "gamma",
+            "beta",
+            "moving_mean",
+            "moving_variance",
+        ]
+    inputs = rng.normal(size=shape).astype("float32")
+    inference = [layer(inputs, training=False) for layer in (keras_layer, fused)]
+    assert scaled_error(inference[1], inference[0]) < 1e-5
+
+
+def test_mixed_bfloat16_matches_keras_and_keeps_float32_statistics():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras_layer, fused = twins((8, 6, 6, 8))
+        inputs = tf.cast(np.random.default_rng(2).normal(size=(8, 6, 6, 8)), tf.bfloat16)
+        theirs, ours = keras_layer(inputs, training=True), fused(inputs, training=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert ours.dtype == tf.bfloat16 and fused.moving_mean.dtype == "float32"
+    # Both compute in float32 and round once to bfloat16: at most one bfloat16 step apart.
+    np.testing.assert_allclose(
+        ours.numpy().astype(float), theirs.numpy().astype(float), rtol=2**-7, atol=2**-7
+    )
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), keras_layer.moving_variance.numpy(), rtol=1e-5
+    )
+
+
+def test_what_the_fused_kernel_cannot_do_takes_keras_own_path():
+    keras_layer, fused = twins((4, 5, 6), axis=1)  # not the last axis: unfused
+    inputs = np.random.default_rng(3).normal(size=(4, 5, 6)).astype("float32")
+    np.testing.assert_allclose(
+        fused(inputs, training=True), keras_layer(inputs, training=True), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_a_model_with_it_reloads_in_a_fresh_process(tmp_path):
+    model = keras.Sequential([keras.Input((5, 5, 3)), BatchNormalization(name="bn")])
+    inputs = np.random.default_rng(4).normal(size=(2, 5, 5, 3)).astype("float32")
+    model(inputs, training=True)  # moves the statistics
+    expected = model.predict(inputs, verbose=0)
+    path = tmp_path / "bn.keras"
+    model.save(path)
+    np.save(tmp_path / "inputs.npy", inputs)
+    code = f"""
+        import numpy as np, keras, involution_bench
+        model = keras.saving.load_model({str(path)!r}, safe_mode=True)
+        assert type(model.get_layer("bn")).__module__ == "involution_bench.ops.batch_norm"
+        inputs = np.load({str(tmp_path / "inputs.npy")!r})
+        np.save({str(tmp_path / "out.npy")!r}, model.predict(inputs, verbose=0))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
