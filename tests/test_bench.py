@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -206,3 +207,18 @@ def test_cli_bench_layers_says_where_the_step_goes(write_config):
         runner.invoke(app, ["bench", "layers", "-c", str(path), "--repeats", "1", "--json"]).stdout
     )
     assert {row["config"] for row in rows} == {"tiny"} and all("machine" in row for row in rows)
+
+
+def test_bench_model_steps_with_the_configs_optimizer_and_loss(monkeypatch):
+    raw = tiny_config(optimizer="sgd", momentum=0.9, label_smoothing=0.1)
+    config = config_from_dict(raw)
+    compiled = []
+    original = keras.Model.compile
+
+    def compile_(self, *args, **kwargs):
+        compiled.append((type(kwargs["optimizer"]).__name__, type(kwargs["loss"]).__name__))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", compile_)
+    model_bench.bench_model(config, steps=1, warmup=1)
+    assert compiled == [("SGD", "SmoothedSparseCrossentropy")] * 2

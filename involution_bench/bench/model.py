@@ -17,6 +17,11 @@ from involution_bench.bench.timing import median_seconds
 from involution_bench.config import ExperimentConfig, kind_names
 from involution_bench.kinds import LAYER_KINDS
 from involution_bench.models import build_model, layer_costs, resolve_jit_compile, total_macs
+from involution_bench.train.losses import training_loss
+from involution_bench.train.optimizers import make_optimizer
+
+# Steps per epoch for a schedule's shape; its values do not change a step's cost.
+SCHEDULE_STEPS = 100
 
 TRAINING_MAC_FACTOR = 3  # forward, input gradient, weight gradient
 
@@ -68,9 +73,9 @@ def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> l
     for variant, model, jit in variants:
         macs = total_macs(layer_costs(model))
         # jit None: Keras' own default ("auto"), the baseline for plain models.
-        model.compile(
-            optimizer="adam",
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model.compile(  # what the config trains with: its optimizer, schedule and loss
+            optimizer=make_optimizer(config.train, SCHEDULE_STEPS),
+            loss=training_loss(config.train.label_smoothing),
             jit_compile="auto" if jit is None else jit,
         )
         step = median_seconds(lambda m=model: m.train_on_batch(images, labels), steps, warmup)
