@@ -17,7 +17,7 @@ from involution_bench.cli.app import (
     make_console,
 )
 from involution_bench.config import check_classes, load_config
-from involution_bench.data import dataset_class_names
+from involution_bench.data import dataset_class_names, scaled
 from involution_bench.errors import InvbenchError
 from involution_bench.runs import CONFUSION_PLOT, EVAL_FILE, KERNELS_PLOT, MODEL_FILE, RunFolder
 
@@ -99,7 +99,7 @@ def kernels(
             )
         models.append(model)
     data = run_data(loaded[0])
-    inputs = data.x_test[:images].astype("float32") / 255.0
+    inputs = scaled(data.x_test[:images])
     maps, guesses = [], []
     for run, model in zip(loaded, models, strict=True):
         prefix = f"{run.name}\n" if len(runs) > 1 else ""

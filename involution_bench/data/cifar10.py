@@ -39,10 +39,9 @@ def _layout():
 
 
 def load(data_dir: Path | None, input_shape: tuple[int, int, int]) -> ImageData:
-    from involution_bench.data.cifar_files import load_cifar
+    from involution_bench.data.cifar_files import load_image_data
 
-    *arrays, source = load_cifar(_layout(), data_dir)
-    return ImageData(*arrays, CLASS_NAMES, source)
+    return load_image_data(_layout(), data_dir, CLASS_NAMES)
 
 
 DATASET = Dataset(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from involution_bench.data import DATA_DIR_ENV
+from involution_bench.data.base import ImageData
 from involution_bench.errors import DataError
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -48,6 +49,14 @@ class CifarLayout:
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]
+
+
+def load_image_data(
+    layout: CifarLayout, data_dir: Path | None, class_names: tuple[str, ...]
+) -> ImageData:
+    """A CIFAR dataset as `ImageData`, from `data_dir` or Keras' download."""
+    *arrays, source = load_cifar(layout, data_dir)
+    return ImageData(*arrays, class_names, source)
 
 
 def load_cifar(layout: CifarLayout, data_dir: Path | None) -> Arrays:

@@ -5,6 +5,7 @@ Each entry's Keras layer comes from its kind's builder in `involution_bench.kind
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,10 +67,15 @@ def load_saved_model(path: Path, missing: str) -> keras.Model:
         raise RunError(str(path), f"cannot be loaded ({type(exc).__name__}: {exc})") from None
 
 
+@functools.cache
+def _kinds_by_class() -> dict[type, LayerKind]:
+    return {kind.layer_class(): kind for kind in LAYER_KINDS.values()}
+
+
 def layer_kind(layer: keras.layers.Layer) -> LayerKind | None:
     """The registered kind a built layer is of: the most specific class wins (an
     `ArticleInvolution` is an involution)."""
-    by_class = {kind.layer_class(): kind for kind in LAYER_KINDS.values()}
+    by_class = _kinds_by_class()
     for cls in type(layer).__mro__:
         if cls in by_class:
             return by_class[cls]

@@ -13,6 +13,7 @@ per-element work, small next to the multiply-adds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,6 +42,7 @@ class LayerCost:
 STRUCTURAL_LAYERS = ("InputLayer", "Add")
 
 
+@functools.cache
 def mac_rules() -> dict[type, Callable[[Any, Shape, Shape], int]]:
     """Layer class -> its kind's MAC rule; the most specific class wins in `layer_macs`."""
     rules = {kind.layer_class(): kind.macs for kind in LAYER_KINDS.values()}

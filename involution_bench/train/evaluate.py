@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import keras
 import numpy as np
 
 from involution_bench.config import config_from_dict
@@ -22,6 +21,7 @@ from involution_bench.models import load_saved_model
 from involution_bench.runs import BEST_MODEL_FILE, CONFIG_FILE, MODEL_FILE, Run
 from involution_bench.system.machine import cpu_description
 from involution_bench.system.provenance import now_iso
+from involution_bench.train.testing import logit_scores
 
 CHECKPOINTS = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
 BATCH_SIZE = 256
@@ -64,7 +64,7 @@ def evaluate_run(run: Run, checkpoint: str = "best", repeats: int = 3) -> Evalua
         start = time.perf_counter()
         logits = model.predict(images, batch_size=BATCH_SIZE, verbose=0)
         seconds.append(time.perf_counter() - start)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    scores = logit_scores(logits, labels)
     predicted = logits.argmax(axis=-1)
     matrix = confusion_matrix(labels, predicted, len(class_names))
     totals = matrix.sum(axis=1)
@@ -72,8 +72,8 @@ def evaluate_run(run: Run, checkpoint: str = "best", repeats: int = 3) -> Evalua
         checkpoint=checkpoint,
         model_file=str(model_path),
         images=len(labels),
-        accuracy=float(np.mean(predicted == labels)),
-        loss=float(loss),
+        accuracy=scores.accuracy,
+        loss=scores.loss,
         per_class_accuracy={
             name: float(matrix[index, index] / totals[index]) if totals[index] else float("nan")
             for index, name in enumerate(class_names)

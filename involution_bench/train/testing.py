@@ -29,14 +29,17 @@ class TestScores:
     loss: float
 
 
+def logit_scores(logits: np.ndarray, labels: np.ndarray) -> TestScores:
+    """Top-1 accuracy, and the cross-entropy of the logits, against integer labels."""
+    labels = np.asarray(labels)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    return TestScores(float(np.mean(logits.argmax(axis=-1) == labels)), float(loss))
+
+
 def test_scores(model: keras.Model, data: ImageData) -> TestScores:
     """One pass of `model` over the test images: accuracy, and cross-entropy of its logits."""
     images = evaluation_batches(data.x_test, data.y_test, BATCH_SIZE).map(lambda x, y: x)
-    logits = model.predict(images, verbose=0)
-    labels = np.asarray(data.y_test)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
-    accuracy = float(np.mean(logits.argmax(axis=-1) == labels))
-    return TestScores(accuracy, float(loss))
+    return logit_scores(model.predict(images, verbose=0), data.y_test)
 
 
 def final_test(run_dir: Path, last: keras.Model, data: ImageData) -> dict[str, object]:
