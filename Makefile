@@ -37,9 +37,10 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The tables in docs/ that are generated from the code (tests check they are current).
+# The tables generated from the code and from results/ (tests check they are current).
 docs: $(INSTALLED)
 	$(BIN)/python -m involution_bench.kinds docs/configs.md
+	$(BIN)/python -m involution_bench.analysis.published README.md docs/results.md
 
 # Builds $(DATA_DIR)/cifar-10-python.tar.gz from the shared JPEG copy (once).
 data: $(INSTALLED)
@@ -131,6 +132,7 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml --set train.precision=mixed_bfloat16
 	$(INVBENCH) bench model --config configs/equal-macs/conv.yaml --config configs/equal-macs/involution.yaml --config configs/equal-macs/attention.yaml
 	$(INVBENCH) bench layers --config configs/resnet.yaml --config configs/rednet.yaml
+	$(INVBENCH) bench corruptions
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)

@@ -54,6 +54,12 @@ def test_every_run_is_shown_for_what_it_is(mixed_runs):
         "final val loss": "1.7000",
         "s/epoch": "10.0",
         "train img/s": "5,000",
+        # no robustness.json: no robustness measures
+        "corruption acc": "-",
+        "consistency": "-",
+        "worst of k": "-",
+        "ECE": "-",
+        "corruption ECE": "-",
         "test acc 95% CI": "-",  # one seed: no interval
         "n": "1",
     }

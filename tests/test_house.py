@@ -114,6 +114,8 @@ TENSORFLOW_FREE = (
     "involution_bench.analysis.plots",
     "involution_bench.system.machine",
     "involution_bench.system.provenance",
+    "involution_bench.robustness.suite",
+    "involution_bench.robustness.figures",
     "involution_bench.cli",
 )
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from involution_bench.analysis.measures import MEASURES, robustness_value
 from involution_bench.analysis.stats import Difference, MeanInterval
 from involution_bench.config import config_from_dict, config_to_dict
 from involution_bench.errors import ConfigError
@@ -47,10 +48,18 @@ COLUMNS = (
     Column("final_val_loss", "final val loss", ".4f"),
     Column("seconds_per_epoch", "s/epoch", ".1f"),
     Column("images_per_second", "train img/s", ",.0f"),
+    # from robustness.json (invbench robustness, or train.robustness)
+    *(Column(key, header, ".4f") for key, (header, _) in MEASURES.items()),
 )
 NUMERIC_COLUMNS = tuple(column for column in COLUMNS if column.numeric)
 # What compare can judge rows by (`--metric`): the headline, its interval and Welch test.
-METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "test_accuracy_last")
+METRICS = (
+    "test_accuracy",
+    "best_val_accuracy",
+    "final_val_accuracy",
+    "test_accuracy_last",
+    *MEASURES,
+)
 DEFAULT_METRIC = "test_accuracy"
 
 
@@ -68,7 +77,10 @@ def validated_on(run: Run) -> str:
 def metric_value(run: Run, metric: str) -> float | None:
     """A run's value of `metric`. A run that validated on test and has no test accuracy
     (written before runs were tested at completion) has one all the same: its best
-    validation accuracy is its chosen model's test accuracy, chosen on test."""
+    validation accuracy is its chosen model's test accuracy, chosen on test.
+    Robustness measures come from the run's robustness.json."""
+    if metric in MEASURES:
+        return robustness_value(run, metric)
     value = getattr(run.summary, metric)
     if value is None and metric == "test_accuracy" and run.summary.chosen_on_test:
         return run.summary.best_val_accuracy

@@ -2,8 +2,9 @@
 
 The Typer app and its shared pieces are in `app.py`; a command group is one
 file: `train.py` (train, sweep), `compare.py` (compare, runs, plot),
-`models.py` (info, eval, kernels), `data.py` (data), `configs.py` (config,
-diff) and `bench.py` (bench op, model, layers, cli).
+`models.py` (info, eval, kernels), `robustness.py` (robustness), `data.py`
+(data), `configs.py` (config, diff) and `bench.py` (bench op, model, layers,
+cli).
 
 Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
 line naming the file or key and the problem; 130 interrupted; 1 unexpected
@@ -21,6 +22,7 @@ their start-up lines off the terminal.
 from involution_bench.cli import train  # noqa: F401
 from involution_bench.cli import compare  # noqa: F401
 from involution_bench.cli import models  # noqa: F401
+from involution_bench.cli import robustness  # noqa: F401
 from involution_bench.cli import data  # noqa: F401
 from involution_bench.cli import configs  # noqa: F401
 from involution_bench.cli import bench  # noqa: F401

@@ -1,4 +1,4 @@
-"""`invbench bench op|model|layers|cli`: timings side by side, named with their CPU."""
+"""`invbench bench op|model|layers|cli|corruptions`: timings side by side, named with their CPU."""
 
 from __future__ import annotations
 
@@ -209,6 +209,35 @@ def bench_cli(repeats: Repeats = 10, as_json: JsonFlag = False) -> None:
             f"{timing.max_seconds:.3f}",
             str(timing.repeats),
         )
+    make_console().print(table)
+
+
+@bench_app.command("corruptions")
+def bench_corruptions(
+    images: Annotated[
+        int, typer.Option("--images", min=1, help="Images per set (the CIFAR test set's 10,000).")
+    ] = 10_000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seconds to generate each CIFAR-10-C-style corruption at each severity, uncached
+    (what the first model's `invbench robustness` pays; later ones read the cache)."""
+    from involution_bench.bench.corruptions import bench_generation
+
+    timings = bench_generation(images)
+    if as_json:
+        echo_json(timings)
+        return
+    table = Table(
+        "corruption",
+        *(f"s{severity}" for severity in range(1, 6)),
+        "total s",
+        caption=f"{images:,} images of 32x32x3; {machine_caption()}",
+    )
+    for timing in timings:
+        table.add_row(
+            timing.corruption, *(f"{s:.1f}" for s in timing.seconds), f"{timing.total:.1f}"
+        )
+    table.add_row("all", *("" for _ in range(5)), f"{sum(t.total for t in timings):.1f}")
     make_console().print(table)
 
 

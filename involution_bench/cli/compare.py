@@ -89,8 +89,9 @@ def compare(
         typer.Option(
             "--baseline",
             metavar="ROW",
-            help="A row's name or a run folder: every other row gets its difference in best "
-            "val acc, with a 95% interval (Welch) and a p-value.",
+            help="A row's name or a run folder: every other row gets its difference in the "
+            "metric (and in each robustness measure), with a 95% interval (Welch) and a "
+            "p-value.",
         ),
     ] = None,
     columns: Annotated[
@@ -99,8 +100,8 @@ def compare(
             "--columns",
             metavar="KEYS",
             help="The table's columns, comma-separated: name, status, epochs, seeds, params, "
-            "macs, best, ci, best_epoch, final, final_loss, seconds, images, delta, delta_ci, "
-            "p, verdict, n.",
+            "macs, best, ci, best_epoch, final, final_loss, seconds, images, corrupted, "
+            "consistency, worst, ece, ece_corrupted, delta, delta_ci, p, verdict, n.",
         ),
     ] = None,
     metric: Annotated[
@@ -110,7 +111,8 @@ def compare(
             metavar="KEY",
             help="What rows are judged by (headline, interval, Δ, p, tradeoff.png): "
             "test_accuracy (the chosen model's, tested once; default), best_val_accuracy "
-            "(the selection metric), final_val_accuracy or test_accuracy_last.",
+            "(the selection metric), final_val_accuracy, test_accuracy_last, or a robustness "
+            "measure: corruption_accuracy, consistency, worst_of_k, ece, corruption_ece.",
         ),
     ] = "test_accuracy",
     wide: Annotated[
@@ -122,6 +124,10 @@ def compare(
     overlaid figure."""
     from involution_bench.analysis.compare import comparison
     from involution_bench.analysis.plots import plot_comparison, plot_tradeoff
+    from involution_bench.analysis.robustness import HEADERS as ROBUSTNESS_HEADERS
+    from involution_bench.analysis.robustness import has_robustness, robustness_lines
+    from involution_bench.analysis.robustness_plots import plot_robustness
+    from involution_bench.analysis.rows import row_labels
     from involution_bench.analysis.tables import (
         headers,
         parse_columns,
@@ -147,6 +153,9 @@ def compare(
         plot_tradeoff(rows, out_dir / "tradeoff.png"),
         *write_tables(rows, out_dir),
     ]
+    robust = has_robustness(rows)
+    if robust:
+        written += plot_robustness(rows, out_dir)
     if output_format is OutputFormat.table:
         if wide:
             header, cells = headers(rows), table_cells(rows)
@@ -156,6 +165,10 @@ def compare(
         console.print(compact_table(header, cells))
         if any(row.chosen_on_test for row in rows):
             console.print(ON_TEST_NOTE)
+        if robust:
+            lines = robustness_lines(rows, row_labels(rows, with_group_size=False))
+            console.print()
+            console.print(compact_table(ROBUSTNESS_HEADERS, lines, title="robustness"))
     else:
         render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
         typer.echo(render(rows), nl=False)

@@ -88,7 +88,7 @@ def kernels(
     load_tensorflow()
     from involution_bench.analysis.plots import kernel_figure, png_bytes, save_figure
     from involution_bench.models.maps import kernel_maps, load_trained_model, mapped_layers
-    from involution_bench.train.evaluate import run_data
+    from involution_bench.runs.dataset import run_data
 
     models = []
     for run in runs:

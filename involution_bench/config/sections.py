@@ -81,6 +81,9 @@ class TrainConfig(Section):
     deterministic: bool = False
     # Keep the model of the best validation accuracy so far as RUN/best.keras.
     keep_best: bool = True
+    # After the completion test, the robustness suite (shifts, corruptions, calibration)
+    # on the chosen model: RUN/robustness.json, as `invbench robustness` writes it.
+    robustness: bool = False
     # Off by default: every run trains its planned epochs.
     early_stopping: EarlyStoppingConfig | None = None
 

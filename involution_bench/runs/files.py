@@ -22,7 +22,9 @@ CONFUSION_PLOT = "confusion.png"  # invbench eval
 KERNELS_PLOT = "kernels.png"  # invbench kernels
 LOCK_FILE = ".lock"  # held by the process that trains the run
 SWEEP_FILE = "sweep.yaml"  # in a sweep folder: the command, grid and members
-ROBUSTNESS_FILE = "robustness.json"  # invbench robustness (to come)
+ROBUSTNESS_FILE = "robustness.json"  # invbench robustness, or train.robustness
+ROBUSTNESS_PLOT = "robustness.png"  # accuracy against severity and against shift
+RELIABILITY_PLOT = "reliability.png"  # calibration, clean and corrupted
 
 # The files worth keeping of a finished run, small enough to commit (results/).
 SMALL_FILES = (CONFIG_FILE, SUMMARY_FILE, HISTORY_FILE)

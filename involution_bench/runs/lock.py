@@ -17,8 +17,6 @@ from involution_bench.errors import RunError
 from involution_bench.runs.files import LOCK_FILE
 
 
-
-
 class RunLock:
     """The exclusive right to write a run folder, held by one process at a time.
 

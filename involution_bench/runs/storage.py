@@ -25,7 +25,9 @@ def ensure_root(root: Path) -> Path:
     except OSError as exc:
         raise RunError(str(root), f"cannot create the output folder ({exc.strerror})") from None
     if not os.access(root, os.W_OK | os.X_OK):
-        raise RunError(str(root), "output folder is not writable")
+        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        cause = "read-only file system" if read_only else "permission denied"
+        raise RunError(str(root), f"output folder is not writable ({cause})")
     return root
 
 
@@ -65,9 +67,9 @@ def write_atomic(path: Path, content: str | bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         temporary.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-        raise
+        _raise_naming(exc, path)
 
 
 def save_atomic(path: Path, save: Callable[[Path], None], suffix: str = "") -> None:
@@ -78,9 +80,18 @@ def save_atomic(path: Path, save: Callable[[Path], None], suffix: str = "") -> N
     try:
         save(temporary)
         temporary.replace(path)
-    except BaseException:
+    except BaseException as exc:
         temporary.unlink(missing_ok=True)
-        raise
+        _raise_naming(exc, path)
+
+
+def _raise_naming(exc: BaseException, path: Path) -> None:
+    """Re-raise `exc`; an OSError that names no file (Keras' and zipfile's full-disk
+    errors do not) is made to name `path`, so the command can say in one line what
+    failed where."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    raise exc
 
 
 def write_json(path: Path, payload: Any) -> None:

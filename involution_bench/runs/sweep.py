@@ -263,7 +263,9 @@ def member_of(run_dir: Path) -> tuple[Path, str] | None:
         if isinstance(member, dict) and member.get("folder") == member_dir.name:
             values = member.get("values") if isinstance(member.get("values"), dict) else {}
             parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in values.items()]
-            text = " ".join([f"m{member.get('index', 0):02d}", *parts, f"seed={member.get('seed')}"])
+            text = " ".join(
+                [f"m{member.get('index', 0):02d}", *parts, f"seed={member.get('seed')}"]
+            )
             return member_dir.parent, text
     return None
 

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from involution_bench.config import config_from_dict
-from involution_bench.data import ImageData, load_dataset, scaled
-from involution_bench.errors import RunError
+from involution_bench.data import scaled
 from involution_bench.models import load_saved_model
-from involution_bench.runs import BEST_MODEL_FILE, CONFIG_FILE, MODEL_FILE, Run
+from involution_bench.runs import BEST_MODEL_FILE, MODEL_FILE, Run
+from involution_bench.runs.dataset import run_data
 from involution_bench.system.machine import cpu_description
 from involution_bench.system.provenance import now_iso
 from involution_bench.train.testing import logit_scores
@@ -90,14 +89,3 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) ->
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     return matrix
-
-
-def run_data(run: Run) -> ImageData:
-    """The dataset a run was trained on, as its config names it, test images limited
-    as they were."""
-    if run.config is None:
-        raise RunError(str(run.path / CONFIG_FILE), "is missing or unreadable: which data?")
-    config = config_from_dict(run.config, str(run.path / CONFIG_FILE))
-    data = config.data
-    loaded = load_dataset(data.name, data.dir, tuple(config.model.input_shape))
-    return loaded.limited(None, data.limit_test)

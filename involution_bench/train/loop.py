@@ -39,6 +39,7 @@ from involution_bench.models import (
     total_macs,
 )
 from involution_bench.ops.native import loaded_build
+from involution_bench.robustness.run import after_training
 from involution_bench.runs import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -111,23 +112,61 @@ class PreparedRun:
             self._finish(RunStatus.interrupted)
             raise
         except Exception as exc:
-            self._finish(RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            self._finish(RunStatus.failed, error=describe_failure(exc))
             raise
         self._finish(RunStatus.completed)
         return self.writer.summary
 
     def _finish(self, status: RunStatus, error: str | None = None) -> None:
-        """Model, then plots, then the status: nothing is lost, even when stopped."""
-        self.writer.place_model(status, self.model.save)
-        # Every worker tests, as every worker trained: the last model's pass is collective.
-        if status == RunStatus.completed:
-            for key, value in final_test(self.run_dir, self.model, self.data).items():
-                setattr(self.writer.summary, key, value)
-        if self.writer.epochs_done:
-            plot_run(load_run(self.run_dir))
+        """Model, then plots, then the status: nothing is lost, even when stopped.
+
+        A write that fails (a full disk, a lost permission) leaves the run failed,
+        naming the file and the cause, and is raised once the status is written;
+        `--resume` finishes the run when the disk has room again.
+        """
+        finishing, failure = status, None
+        try:
+            self.writer.place_model(status, self.model.save)
+            # Every worker tests, as every worker trained: the last model's pass is collective.
+            if status == RunStatus.completed:
+                for key, value in final_test(self.run_dir, self.model, self.data).items():
+                    setattr(self.writer.summary, key, value)
+            if self.writer.epochs_done:
+                plot_run(load_run(self.run_dir))
+        except OSError as exc:
+            failure = exc
+            if status == RunStatus.completed:
+                status, error = RunStatus.failed, describe_failure(exc)
+        if failure is None and status == RunStatus.completed and self._wants_robustness():
+            status, error = self._robustness()
         self.writer.mark(status, error)
         if self.config.train.tensorboard:
             log_hparams(self.writer.folder, config_to_dict(self.config), self.writer.summary)
+        if failure is not None and finishing == RunStatus.completed:
+            raise failure
+
+    def _wants_robustness(self) -> bool:
+        return self.config.train.robustness and not self.scratch
+
+    def _robustness(self) -> tuple[RunStatus, str | None]:
+        """`train.robustness`: the run is complete once its suite is written too; a
+        stopped suite leaves it interrupted (or failed), and `--resume` runs it again."""
+        try:
+            after_training(self.run_dir, self.config.name, self.model, self.data)
+        except KeyboardInterrupt:
+            self.writer.mark(RunStatus.interrupted)
+            raise
+        except Exception as exc:
+            self.writer.mark(RunStatus.failed, f"robustness: {describe_failure(exc)}")
+            raise
+        return RunStatus.completed, None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The summary's `error`: a failed write as its file and cause, else the exception."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:

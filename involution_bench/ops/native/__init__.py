@@ -38,13 +38,14 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from involution_bench.system.cache import CACHE_ENV as CACHE_ENV  # tests set it through here
+from involution_bench.system.cache import cache_dir
 from involution_bench.system.machine import cpu_fields, cpu_flags
 
 SOURCE = Path(__file__).with_name("involution_ops.cc")
 # The kernels' arithmetic, which the source includes: a change to it rebuilds too.
 HEADERS = (Path(__file__).with_name("involution_kernels.h"),)
 NATIVE_ENV = "INVBENCH_NATIVE"
-CACHE_ENV = "INVBENCH_CACHE_DIR"
 COMPILERS = ("g++", "c++", "clang++")
 BUILD_TIMEOUT_S = 600
 # /proc/cpuinfo flag -> the switch that leaves it out: -march=native would
@@ -62,14 +63,6 @@ class Build:
 
     name: str
     flags: tuple[str, ...]
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "invbench"
 
 
 def find_compiler() -> str | None:
