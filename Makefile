@@ -149,7 +149,8 @@ wheel-check: $(INSTALLED)
 	cd $$(mktemp -d) && $(abspath $(WHEEL_DIR))/venv/bin/invbench config --list \
 	  && $(abspath $(WHEEL_DIR))/venv/bin/invbench info article-inv equal-macs/conv \
 	  && if [ -n "$$INVBENCH_DATA_DIR" ]; then $(abspath $(WHEEL_DIR))/venv/bin/invbench train -q \
-	    -c article-inv --set train.epochs=1 --set data.limit_train=256 --set data.limit_test=256; fi
+	    -c article-inv --set train.epochs=1 --set data.limit_train=256 --set data.limit_test=256 \
+	    && $(abspath $(WHEEL_DIR))/venv/bin/invbench robustness runs/*-article-inv --limit 64; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
