@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke wheel-check clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke wheel-check slurm-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ install: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
+
+# A real single-node SLURM cluster (Debian's slurm-wlm and munge, installed when
+# missing; root): a sweep as a job array, one task preempted and requeued, then the
+# comparison after it (tests/test_slurm.py).
+slurm-check: $(INSTALLED)
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    slurmctld slurmd slurm-client munge >/dev/null; }
+	INVBENCH_SLURM_CHECK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_slurm.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
 """The `invbench` command line: parsing, friendly errors and Rich output over the library.
 
 The Typer app and its shared pieces are in `app.py`; a command group is one
-file: `train.py` (train, sweep), `compare.py` (compare, runs, plot),
+file: `train.py` (train, sweep), `slurm.py` (slurm), `compare.py` (compare, runs, plot),
 `models.py` (info, eval, kernels), `robustness.py` (robustness), `data.py`
 (data), `configs.py` (config, diff) and `bench.py` (bench op, model, layers,
 cli).
@@ -20,6 +20,7 @@ their start-up lines off the terminal.
 # Importing a command module registers its commands, in this order in --help.
 # isort: off
 from involution_bench.cli import train  # noqa: F401
+from involution_bench.cli import slurm  # noqa: F401
 from involution_bench.cli import compare  # noqa: F401
 from involution_bench.cli import models  # noqa: F401
 from involution_bench.cli import robustness  # noqa: F401
