@@ -83,6 +83,9 @@ Overrides = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=1."),
 ]
+SweepRepeat = Annotated[
+    int, typer.Option("--repeat", min=1, metavar="N", help="Every member N times, seeds seed+0..")
+]
 
 
 def load_tensorflow() -> None:

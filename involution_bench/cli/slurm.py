@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from involution_bench.cli.app import Overrides, RunsDir, app
+from involution_bench.cli.app import Overrides, RunsDir, SweepRepeat, app
 from involution_bench.errors import InvbenchError
 
 
@@ -34,10 +34,7 @@ def slurm(
         typer.Option("--grid", metavar="KEY=V1,V2,...", help="As for `invbench sweep`."),
     ] = None,
     overrides: Overrides = None,
-    repeat: Annotated[
-        int,
-        typer.Option("--repeat", min=1, metavar="N", help="Every member N times, seeds seed+0.."),
-    ] = 1,
+    repeat: SweepRepeat = 1,
     sbatch_options: Annotated[
         list[str] | None,
         typer.Option(

@@ -16,6 +16,7 @@ from rich.console import Console
 from involution_bench.cli.app import (
     Overrides,
     RunsDir,
+    SweepRepeat,
     app,
     load_tensorflow,
     make_console,
@@ -156,10 +157,7 @@ def sweep(
         ),
     ] = None,
     overrides: Overrides = None,
-    repeat: Annotated[
-        int,
-        typer.Option("--repeat", min=1, metavar="N", help="Every member N times, seeds seed+0.."),
-    ] = 1,
+    repeat: SweepRepeat = 1,
     shard: Annotated[
         str | None,
         typer.Option(
