@@ -142,6 +142,7 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench model --config configs/equal-macs/conv.yaml --config configs/equal-macs/involution.yaml --config configs/equal-macs/attention.yaml
 	$(INVBENCH) bench layers --config configs/resnet.yaml --config configs/rednet.yaml
 	$(INVBENCH) bench corruptions
+	$(INVBENCH) bench runs
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)

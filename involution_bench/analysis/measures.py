@@ -1,18 +1,14 @@
 """A run's robustness measures, read from its `robustness.json` for the comparison.
 
-The file is read once per version (path and modification time), and only by
-the commands that show robustness: `runs` never opens it.
+The file is read once per run (`Run.robustness`), and only by the commands
+that show robustness: `runs` never opens it.
 """
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
 from involution_bench.runs import Run
-from involution_bench.runs.files import ROBUSTNESS_FILE
-from involution_bench.runs.storage import read_json
 
 # key -> (header, where in robustness.json)
 MEASURES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -24,22 +20,8 @@ MEASURES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-@functools.lru_cache(maxsize=4096)
-def _read(path: str, modified: int) -> dict[str, Any] | None:
-    try:
-        report = read_json(Path(path))
-    except Exception:  # a torn or foreign file counts as none
-        return None
-    return report if isinstance(report, dict) else None
-
-
 def robustness_report(run: Run) -> dict[str, Any] | None:
-    path = run.path / ROBUSTNESS_FILE
-    try:
-        modified = path.stat().st_mtime_ns
-    except OSError:
-        return None
-    return _read(str(path), modified)
+    return run.robustness
 
 
 def measure(report: dict[str, Any] | None, key: str) -> float | None:

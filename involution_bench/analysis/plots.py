@@ -122,10 +122,39 @@ def plot_run(run: Run) -> list[Path]:
     ]
 
 
+MAX_CURVES = 10  # rows a comparison figure draws: beyond that no curve can be told apart
+NAMED_POINTS = 5  # trade-off points named beside them; more are numbered, named below
+
+
+def shown_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows a figure draws: all of them, or past `MAX_CURVES` the baseline and the
+    rows of highest metric (mean), in table order."""
+    if len(rows) <= MAX_CURVES:
+        return list(rows)
+
+    def score(row: Row) -> float:
+        if row.is_baseline:
+            return float("inf")
+        value = _mean(row.values[row.metric])
+        return float("-inf") if value is None else value
+
+    chosen = {id(row) for row in sorted(rows, key=score, reverse=True)[:MAX_CURVES]}
+    return [row for row in rows if id(row) in chosen]
+
+
 def plot_comparison(rows: Sequence[Row], path: Path) -> Path:
-    """Every row's curves overlaid; a group of seeds draws its mean and a ±1 std band."""
-    curves = [mean_curves(row.runs) for row in rows]
-    return save_figure(comparison_figure(row_labels(rows), curves), path)
+    """Every row's curves overlaid; a group of seeds draws its mean and a ±1 std band.
+    Past `MAX_CURVES` rows, only the baseline and the best by the metric, as the title
+    says (every row stays in the tables)."""
+    shown = shown_rows(rows)
+    figure = comparison_figure(row_labels(shown), [mean_curves(row.runs) for row in shown])
+    if len(shown) < len(rows):
+        metric = column_of(rows[0].metric).header
+        figure.suptitle(
+            f"the {len(shown)} rows of highest {metric} of {len(rows):,} "
+            "(every row is in comparison.md, .csv and .json)"
+        )
+    return save_figure(figure, path)
 
 
 LEGEND_CHARACTERS = 170  # the comparison figure's width, in legend characters
@@ -154,9 +183,29 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
     labels = row_labels(rows, with_group_size=False)
     figure = Figure(figsize=(16, 5.4), layout="constrained")
     panels = figure.subplots(1, len(TRADEOFF_PANELS), sharey=True)
-    for axes, (key, axis_label, log_scale) in zip(panels, TRADEOFF_PANELS, strict=True):
+    marked = {id(row) for row in shown_rows(rows)}
+    if len(marked) < len(rows):
+        metric = column_of(rows[0].metric).header
+        figure.suptitle(
+            f"{len(rows):,} rows (grey); the {len(marked)} of highest {metric} marked, "
+            "with their 95% intervals"
+        )
+    # Past a few points, names would cover each other: points carry numbers, and a
+    # legend below the panels names them.
+    numbered = len(marked) > NAMED_POINTS
+    numbers = {id(row): n for n, row in enumerate((r for r in rows if id(r) in marked), 1)}
+    for panel, (axes, (key, axis_label, log_scale)) in enumerate(
+        zip(panels, TRADEOFF_PANELS, strict=True)
+    ):
         points, placed = [], []
+        if len(marked) < len(rows):  # every row as a point, in one call
+            everything = [(_mean(row.values[key]), _mean(row.values[row.metric])) for row in rows]
+            everything = [(x, y) for x, y in everything if x is not None and y is not None]
+            if everything:
+                axes.scatter(*zip(*everything, strict=True), s=6, color="0.6", zorder=1)
         for index, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            if id(row) not in marked:
+                continue
             cost, accuracy = _mean(row.values[key]), _mean(row.values[row.metric])
             if cost is None or accuracy is None:
                 continue
@@ -164,11 +213,19 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
             error = None
             if interval is not None and interval.low is not None:
                 error = [[accuracy - interval.low], [interval.high - accuracy]]
+            number = numbers[id(row)]
             axes.errorbar(
-                cost, accuracy, yerr=error, fmt="o", color=f"C{index % 10}", capsize=4, zorder=3
+                cost,
+                accuracy,
+                yerr=error,
+                fmt="o",
+                color=f"C{index % 10}",
+                capsize=4,
+                zorder=3,
+                label=f"{number}: {label}" if numbered and panel == 0 else None,
             )
             points.append((cost, accuracy))
-            placed.append(label)
+            placed.append(str(number) if numbered else label)
         _label_points(axes, points, placed)
         front = pareto_front(points)
         if len(front) > 1:
@@ -191,25 +248,30 @@ def tradeoff_figure(rows: Sequence[Row]) -> Figure:
         axes.margins(x=0.15, y=0.12)
     metric = column_of(rows[0].metric).header if rows else "accuracy"
     panels[0].set_ylabel(f"{metric} (mean, 95% CI)")
+    if numbered:
+        handles, texts = panels[0].get_legend_handles_labels()
+        named = [(h, t) for h, t in zip(handles, texts, strict=True) if t[:1].isdigit()]
+        figure.legend(*zip(*named, strict=True), loc="outside lower center", ncols=2, fontsize=8)
     return figure
 
 
 def _label_points(axes, points: list[tuple[float, float]], labels: list[str]) -> None:
-    """Each point's label above and right of it; below instead where it would run into
-    the label of a point close by (a label spans about a quarter of the panel)."""
+    """Each point's label above and right of it; labels of points close together (a
+    label spans about half the panel) are stacked downwards, one line each."""
     if not points:
         return
     xs, ys = zip(*points, strict=True)
-    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    above: list[tuple[float, float]] = []
+    # Spans as the panel shows them: points nearly equal in both are close, not apart.
+    x_span = max(max(xs) - min(xs), 0.3 * max(map(abs, xs))) or 1.0
+    y_span = max(max(ys) - min(ys), 0.05) or 1.0
+    placed: list[tuple[float, float]] = []
     for (x, y), label in zip(points, labels, strict=True):
-        crowded = any(
-            abs(x - other_x) < 0.25 * x_span and abs(y - other_y) < 0.1 * y_span
-            for other_x, other_y in above
+        nearby = sum(
+            abs(x - other_x) < 0.5 * x_span and abs(y - other_y) < 0.1 * y_span
+            for other_x, other_y in placed
         )
-        offset = (6, -12) if crowded else (6, 6)
-        if not crowded:
-            above.append((x, y))
+        placed.append((x, y))
+        offset = (6, 6 - 12 * nearby)
         axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
 
 

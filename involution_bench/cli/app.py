@@ -102,12 +102,13 @@ def load_runs(paths: list[Path]) -> list[Run]:
     if not found:
         raise InvbenchError(", ".join(map(str, paths)), "holds no runs")
     unique = dict.fromkeys(path.resolve() for path in found)
-    return read_runs(unique)
+    return read_runs(unique, history=False)  # histories are read where a figure needs one
 
 
-def read_runs(paths) -> list[Run]:
-    """Runs as read from disk; a damaged one is kept as `unreadable`, its reason on stderr."""
-    runs = [read_run(path) for path in paths]
+def read_runs(paths, history: bool = True) -> list[Run]:
+    """Runs as read from disk; a damaged one is kept as `unreadable`, its reason on stderr.
+    Without `history`, only summaries are read (as `invbench runs` needs)."""
+    runs = [read_run(path, history) for path in paths]
     for run in runs:
         if run.problem:
             typer.echo(f"unreadable: {run.path}: {run.problem}", err=True)

@@ -1,4 +1,4 @@
-"""`invbench bench op|model|layers|cli|corruptions`: timings side by side, named with their CPU."""
+"""`invbench bench op|model|layers|cli|corruptions|runs`: timings, named with their CPU."""
 
 from __future__ import annotations
 
@@ -238,6 +238,59 @@ def bench_corruptions(
             timing.corruption, *(f"{s:.1f}" for s in timing.seconds), f"{timing.total:.1f}"
         )
     table.add_row("all", *("" for _ in range(5)), f"{sum(t.total for t in timings):.1f}")
+    make_console().print(table)
+
+
+# (command, goal in seconds) on a folder of 10,000 finished runs (issue 23)
+RUNS_COMMANDS = (
+    (("runs", "{root}"), 2.0),
+    (("compare", "{root}", "--out", "{out}/grouped"), 5.0),
+    (("compare", "{root}", "--no-group", "--out", "{out}/single"), 30.0),
+)
+
+
+@bench_app.command("runs")
+def bench_runs(
+    count: Annotated[int, typer.Option("--count", min=1, help="Finished runs in the folder.")] = (
+        10_000
+    ),
+    repeats: Repeats = 3,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seconds `runs`, `compare` and `compare --no-group` take on a folder of COUNT
+    finished runs (config, summary, 20-epoch history each), each in a fresh process."""
+    import tempfile
+    from pathlib import Path
+
+    from involution_bench.bench.startup import time_command
+    from involution_bench.runs.fleet import write_fleet
+
+    with tempfile.TemporaryDirectory(prefix="invbench-fleet-") as scratch:
+        root, out = Path(scratch) / "runs", Path(scratch) / "out"
+        write_fleet(root, count)
+        timings = []
+        for words, goal in RUNS_COMMANDS:
+            arguments = tuple(word.format(root=root, out=out) for word in words)
+            timing = time_command(arguments, repeats)
+            shown = " ".join(words).format(root="RUNS", out="OUT")
+            timings.append((shown, timing, goal))
+    if as_json:
+        machine = cpu_description()
+        rows = [{**t.to_dict(), "command": c, "goal_seconds": g} for c, t, g in timings]
+        typer.echo(json.dumps([{**row, "runs": count, "machine": machine} for row in rows]))
+        return
+    table = Table(
+        "command", "median s", "min s", "max s", "goal s (10,000 runs)",
+        caption=f"{count:,} finished runs; {machine_caption()}",
+    )  # fmt: skip
+    for command, timing, goal in timings:
+        table.add_row(
+            f"invbench {command}",
+            f"{timing.median_seconds:.2f}",
+            f"{timing.min_seconds:.2f}",
+            f"{timing.max_seconds:.2f}",
+            f"{goal:.0f}",
+        )
     make_console().print(table)
 
 

@@ -41,6 +41,25 @@ def compact_table(headers, lines, title: str | None = None) -> Table:
     return table
 
 
+LONG_TABLE = 1000  # rows beyond which tables are printed as plain text, not through Rich
+
+
+def print_table(console, headers, lines, title: str | None = None) -> None:
+    """`compact_table` on the console; a long one (thousands of runs) as the same
+    columns in plain text, which takes milliseconds where Rich takes seconds."""
+    if len(lines) <= LONG_TABLE:
+        console.print(compact_table(headers, lines, title=title))
+        return
+    widths = [
+        max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)
+    ]
+    text = [title] if title else []
+    text.append(" ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    text.append("\N{BOX DRAWINGS LIGHT HORIZONTAL}" * (sum(widths) + len(widths) - 1))
+    text += [" ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    typer.echo("\n".join(text))
+
+
 @app.command()
 def plot(
     runs: Annotated[
@@ -162,13 +181,13 @@ def compare(
         else:
             header, cells = terminal_table(rows, chosen)
         console = make_console()
-        console.print(compact_table(header, cells))
+        print_table(console, header, cells)
         if any(row.chosen_on_test for row in rows):
             console.print(ON_TEST_NOTE)
         if robust:
             lines = robustness_lines(rows, row_labels(rows, with_group_size=False))
             console.print()
-            console.print(compact_table(ROBUSTNESS_HEADERS, lines, title="robustness"))
+            print_table(console, ROBUSTNESS_HEADERS, lines, title="robustness")
     else:
         render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[output_format.value]
         typer.echo(render(rows), nl=False)
@@ -204,8 +223,9 @@ def list_runs(
         typer.echo(f"no runs under {root}")
         return
     console = make_console()
-    for index, (title, lines) in enumerate(listing_groups(read_runs(paths), root)):
+    runs = read_runs(paths, history=False)  # summaries only: epochs done are in them
+    for index, (title, lines) in enumerate(listing_groups(runs, root)):
         headers = LISTING_HEADERS if title is None else MEMBER_HEADERS
         if index:
             console.print()
-        console.print(compact_table(headers, lines, title=title))
+        print_table(console, headers, lines, title=title)

@@ -8,9 +8,10 @@ seconds, not minutes.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +20,68 @@ from pydantic import ValidationError
 
 from involution_bench.config import SAFE_LOADER
 from involution_bench.errors import RunError
-from involution_bench.runs.files import CONFIG_FILE, HISTORY_FILE, SUMMARY_FILE
+from involution_bench.runs.files import CONFIG_FILE, HISTORY_FILE, ROBUSTNESS_FILE, SUMMARY_FILE
 from involution_bench.runs.storage import read_json
 from involution_bench.runs.summary import RunStatus, RunSummary
+
+_UNREAD: Any = object()  # a file not read yet: read on first use
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder as read back from disk."""
+    """A run folder as read back from disk.
+
+    `summary.json` is read at once; `history.json` and `config.yaml` are read
+    when first needed (or given), so that listing thousands of runs reads one
+    small file each.
+    """
 
     path: Path
     summary: RunSummary
-    history: dict[str, list[float]]
-    config: dict[str, Any] | None = None  # the resolved config.yaml, when readable
+    preloaded_history: dict[str, list[float]] | None = field(default=None, repr=False)
+    preloaded_config: Any = field(default=_UNREAD, repr=False)
     problem: str | None = None  # why the folder could not be read: it is "unreadable"
 
     @property
     def name(self) -> str:
         return self.summary.name
+
+    @functools.cached_property
+    def history(self) -> dict[str, list[float]]:
+        """Per-epoch curves; {} where the file is missing or damaged."""
+        if self.preloaded_history is not None:
+            return self.preloaded_history
+        try:
+            return _read_history(self.path)
+        except RunError:
+            return {}
+
+    @functools.cached_property
+    def config_text(self) -> str | None:
+        """`config.yaml` as written, or None where it cannot be read."""
+        try:
+            return (self.path / CONFIG_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any] | None:
+        """The resolved config.yaml, when readable."""
+        if self.preloaded_config is not _UNREAD:
+            return self.preloaded_config
+        return _parse_config(self.config_text)
+
+    @functools.cached_property
+    def robustness(self) -> dict[str, Any] | None:
+        """`robustness.json` (invbench robustness), read once; None where there is none."""
+        path = self.path / ROBUSTNESS_FILE
+        if not path.is_file():
+            return None
+        try:
+            report = read_json(path)
+        except RunError:  # a torn or foreign file counts as none
+            return None
+        return report if isinstance(report, dict) else None
 
     @property
     def status(self) -> RunStatus:
@@ -51,7 +96,10 @@ class Run:
 
     @property
     def epochs_done(self) -> int:
-        return len(self.history.get("val_accuracy", []))
+        """Finished epochs: the history's, or the summary's where the history is unread."""
+        if "history" in self.__dict__ or self.preloaded_history is not None:
+            return len(self.history.get("val_accuracy", []))
+        return self.summary.epochs_done
 
 
 def process_alive(pid: Any) -> bool:
@@ -71,29 +119,29 @@ def is_run_dir(path: Path) -> bool:
     return (path / SUMMARY_FILE).is_file()
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path, history: bool = True) -> Run:
+    """The run at `path`; its history read now (and checked) unless `history` is False."""
     if not path.exists():
         raise RunError(str(path), "no such folder")
     if not is_run_dir(path):
         raise RunError(str(path), f"not a run folder (no {SUMMARY_FILE})")
     summary = read_json(path / SUMMARY_FILE)
-    history_path = path / HISTORY_FILE
-    history = read_json(history_path) if history_path.is_file() else {}
-    if not isinstance(summary, dict) or not isinstance(history, dict):
-        raise RunError(str(path), "summary.json and history.json must hold JSON objects")
+    if not isinstance(summary, dict):
+        raise RunError(str(path), "summary.json must hold a JSON object")
+    curves = _read_history(path) if history else None
     try:
         typed = RunSummary.model_validate({"name": path.name, **summary})
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"])
         raise RunError(str(path / SUMMARY_FILE), f"{key}: {error['msg'].lower()}") from None
-    return Run(path, typed, history, _read_config(path / CONFIG_FILE))
+    return Run(path, typed, curves)
 
 
-def read_run(path: Path) -> Run:
+def read_run(path: Path, history: bool = True) -> Run:
     """`load_run`, except that a damaged run comes back as an `unreadable` Run saying why."""
     try:
-        return load_run(path)
+        return load_run(path, history)
     except RunError as exc:
         if not is_run_dir(path):
             raise
@@ -102,13 +150,23 @@ def read_run(path: Path) -> Run:
         inside = where != path and where.is_relative_to(path)
         problem = f"{where.relative_to(path)}: {exc.problem}" if inside else exc.problem
         summary = RunSummary(name=path.name, status=RunStatus.unreadable)
-        return Run(path, summary, {}, _read_config(path / CONFIG_FILE), problem=problem)
+        return Run(path, summary, {}, problem=problem)
 
 
-def _read_config(path: Path) -> dict[str, Any] | None:
+def _read_history(path: Path) -> dict[str, list[float]]:
+    history_path = path / HISTORY_FILE
+    history = read_json(history_path) if history_path.is_file() else {}
+    if not isinstance(history, dict):
+        raise RunError(str(history_path), "must hold a JSON object")
+    return history
+
+
+def _parse_config(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
     try:
-        config = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        config = yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError:
         return None
     return config if isinstance(config, dict) else None
 

@@ -258,22 +258,21 @@ def member_of(run_dir: Path) -> tuple[Path, str] | None:
     """(sweep folder, member text) when `run_dir` is a sweep member's run, e.g.
     (`runs/sweep-...-rednet`, "m03 kernel_size=5 seed=43"); None otherwise."""
     member_dir = run_dir.parent
-    record = _cached_record(member_dir.parent / SWEEP_FILE)
-    for member in record.get("members") or ():
-        if isinstance(member, dict) and member.get("folder") == member_dir.name:
-            values = member.get("values") if isinstance(member.get("values"), dict) else {}
-            parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in values.items()]
-            text = " ".join(
-                [f"m{member.get('index', 0):02d}", *parts, f"seed={member.get('seed')}"]
-            )
-            return member_dir.parent, text
-    return None
+    member = _member_index(member_dir.parent / SWEEP_FILE).get(member_dir.name)
+    if member is None:
+        return None
+    values = member.get("values") if isinstance(member.get("values"), dict) else {}
+    parts = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in values.items()]
+    text = " ".join([f"m{member.get('index', 0):02d}", *parts, f"seed={member.get('seed')}"])
+    return member_dir.parent, text
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_record(path: Path) -> dict[str, Any]:
-    """`_read_record` once per sweep while listing its members (a sweep.yaml is written once)."""
-    return _read_record(path)
+def _member_index(path: Path) -> dict[str, dict[str, Any]]:
+    """A sweep.yaml's members by folder, read once per sweep while listing its members
+    (a sweep.yaml is written once)."""
+    members = _read_record(path).get("members") or ()
+    return {m["folder"]: m for m in members if isinstance(m, dict) and "folder" in m}
 
 
 def _read_record(path: Path) -> dict[str, Any]:
