@@ -171,3 +171,32 @@ def test_augmentation_crops_and_flips_each_image_reproducibly(cifar_dir):
     assert changed == 6  # every batch differs from the plain one
     # The two epochs are augmented differently.
     assert not np.array_equal(augmented[0][0][0], augmented[1][0][0])
+
+
+def test_augmentation_is_a_crop_of_the_padded_image_and_a_flip_in_any_dtype():
+    """Against a plain per-image crop and flip, with the draws the batch makes; uint8
+    (as the pipeline augments) and float32 agree once scaled."""
+    import tensorflow as tf
+
+    from involution_bench.data.pipelines import augment_batch
+
+    images = np.random.default_rng(3).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    seed = tf.constant([11, 4], tf.int64)
+    offsets = tf.random.stateless_uniform([16, 2], seed=seed, maxval=9, dtype=tf.int32).numpy()
+    flips = (
+        tf.random.stateless_uniform([16], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
+    ).numpy()
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    expected = np.stack(
+        [
+            (crop[:, ::-1] if flip else crop)
+            for crop, flip in (
+                (padded[i, r : r + 32, c : c + 32], flips[i]) for i, (r, c) in enumerate(offsets)
+            )
+        ]
+    )
+    out = augment_batch(tf.constant(images), seed).numpy()
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+    scaled = augment_batch(tf.constant(images, tf.float32) / 255.0, seed).numpy()
+    np.testing.assert_array_equal(scaled, expected.astype(np.float32) / 255.0)
+    assert 0 < flips.sum() < 16 and len({tuple(o) for o in offsets}) > 1
