@@ -354,3 +354,15 @@ def test_runs_names_each_sweep_member_by_its_values(tmp_path):
         assert member in result.stdout
     assert sweep.name in result.stdout
     assert max(map(len, result.stdout.splitlines())) <= 100 and "…" not in result.stdout
+
+
+def test_the_columns_help_names_every_column_key():
+    import typer.main
+
+    from involution_bench.analysis.tables import TERMINAL_COLUMNS
+    from involution_bench.cli import app
+
+    command = typer.main.get_command(app).commands["compare"]
+    option = next(param for param in command.params if "--columns" in param.opts)
+    named = {word.strip(" .") for word in option.help.split(":", 1)[1].split(",")}
+    assert named == set(TERMINAL_COLUMNS)

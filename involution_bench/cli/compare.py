@@ -119,8 +119,9 @@ def compare(
             "--columns",
             metavar="KEYS",
             help="The table's columns, comma-separated: name, status, epochs, seeds, params, "
-            "macs, best, ci, best_epoch, final, final_loss, seconds, images, corrupted, "
-            "consistency, worst, ece, ece_corrupted, delta, delta_ci, p, verdict, n.",
+            "macs, validated, metric, test, test_last, best, ci, best_epoch, final, "
+            "final_loss, seconds, images, corrupted, consistency, worst, ece, ece_corrupted, "
+            "delta, delta_ci, p, verdict, n.",
         ),
     ] = None,
     metric: Annotated[
