@@ -225,3 +225,16 @@ def test_relative_mce_and_the_robustness_differences_by_hand(tmp_path):
         if line.startswith("inv") and "corruption acc" in line
     )
     assert "0.5500" in corrupted and "+0.0500" in corrupted
+
+
+def test_a_quick_look_does_not_replace_a_fuller_evaluation(write_config, tmp_path):
+    run = train_tiny(write_config, tmp_path / "runs")
+    assert runner.invoke(app, ["robustness", str(run), "--limit", "12"]).exit_code == 0
+    full = (run / "robustness.json").read_text()
+    for quick in (["--limit", "8"], ["--limit", "12", "--no-corruptions"]):
+        result = runner.invoke(app, ["robustness", str(run), *quick])
+        assert_one_line_error(result, "robustness.json", "fuller evaluation", "--force")
+        assert (run / "robustness.json").read_text() == full
+    result = runner.invoke(app, ["robustness", str(run), "--limit", "8", "--force"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "robustness.json").read_text())["images"] == 8

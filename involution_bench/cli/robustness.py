@@ -17,6 +17,22 @@ def _number(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def refuse_to_shrink(run, limit: int | None, sets: int) -> None:
+    """A quick look (`--limit`, `--no-corruptions`, no frost) must not silently replace
+    a fuller evaluation of the same run."""
+    report = run.robustness
+    if not report:
+        return
+    images = report.get("images") or 0
+    had = 5 * len((report.get("corruptions") or {}).get("names") or ())
+    if (limit is not None and limit < images) or sets < had:
+        raise InvbenchError(
+            str(run.path / "robustness.json"),
+            f"holds a fuller evaluation ({images:,} images, {had} corrupted sets); "
+            "--force replaces it",
+        )
+
+
 @app.command()
 def robustness(
     runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
@@ -39,6 +55,10 @@ def robustness(
         bool,
         typer.Option("--corruptions/--no-corruptions", help="The CIFAR-10-C-style sets."),
     ] = True,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a fuller robustness.json (more images or sets)."),
+    ] = False,
     frost_dir: Annotated[
         Path | None,
         typer.Option(
@@ -59,6 +79,10 @@ def robustness(
         if missing:
             raise InvbenchError(str(frost_dir), f"has no {missing[0]} (frost needs all five)")
     loaded = [load_finished_epochs(run) for run in runs]
+    sets = 0 if not corruptions else 5 * (15 if frost_dir is not None else 14)
+    if not force:
+        for run in loaded:
+            refuse_to_shrink(run, limit, sets)
     options = SuiteOptions(
         seed=seed,
         max_rotation=30.0 if rotations else 0.0,
