@@ -15,13 +15,12 @@ results give: the numbers cannot drift from the runs behind them.
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 
 from involution_bench.analysis.compare import comparison
 from involution_bench.analysis.measures import robustness_report
-from involution_bench.analysis.robustness import measure_values, relative_mce
+from involution_bench.analysis.robustness import mean_std_text, measure_values, relative_mce
 from involution_bench.analysis.rows import Row, metric_value
 from involution_bench.analysis.stats import welch_difference
 from involution_bench.runs import find_runs, read_run
@@ -41,15 +40,6 @@ MEASURE_TITLES = {
 
 def load_rows(root: Path, baseline: str) -> list[Row]:
     return comparison([read_run(path) for path in find_runs(root)], baseline=baseline)
-
-
-def _spread(values: list[float], spec: str = ".4f") -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return format(mean, spec)
-    return f"{mean:{spec}} ± {statistics.stdev(values):{spec}}"
 
 
 def _versus(values: list[float], base: list[float]) -> list[str]:
@@ -90,7 +80,10 @@ def robustness_table(rows: list[Row]) -> str:
     corruptions = report.get("corruptions") or {}
     sets = f"{len(corruptions.get('names', ()))} x {len(corruptions.get('severities', ()))}"
     for key, title in (("test_accuracy", "clean test accuracy"), *MEASURE_TITLES.items()):
-        line = [title.format(sets=sets), *(_spread(values_of(row, key)) for row in (base, *others))]
+        line = [
+            title.format(sets=sets),
+            *(mean_std_text(values_of(row, key)) for row in (base, *others)),
+        ]
         for row in others:
             line += _versus(values_of(row, key), values_of(base, key))
         lines.append(line)

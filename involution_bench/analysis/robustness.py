@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from involution_bench.analysis.measures import MEASURES, measure, robustness_report
-from involution_bench.analysis.rows import Row
+from involution_bench.analysis.rows import Row, sample_std
 from involution_bench.analysis.stats import mean_interval, welch_difference
 
 HEADERS = ("run", "measure", "mean ± std", "95% CI", "Δ", "Δ 95% CI", "p", "n")
@@ -63,11 +63,12 @@ def relative_mce(row: Row, baseline: Row) -> float | None:
     return statistics.fmean(ratios) if ratios else None
 
 
-def _spread(values: list[float]) -> str:
+def mean_std_text(values: list[float]) -> str:
+    """ "0.7180 ± 0.0068" (the sample std), "0.7180" from one value, "-" from none."""
     if not values:
         return "-"
     mean = statistics.fmean(values)
-    return f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
+    return f"{mean:.4f} ± {sample_std(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
 
 
 def _worst_of_header(row: Row) -> str:
@@ -103,7 +104,7 @@ def robustness_lines(rows: Sequence[Row], labels: Sequence[str]) -> list[list[st
             ci = _span(interval.low, interval.high) if interval else "-"
             if key == "worst_of_k":
                 header = _worst_of_header(row)
-            lines.append([label, header, _spread(values), ci, *delta, str(len(values))])
+            lines.append([label, header, mean_std_text(values), ci, *delta, str(len(values))])
         if base is not None and row is not base:
             value = relative_mce(row, base)
             shown = "-" if value is None else f"{100 * value:.1f}%"
@@ -119,7 +120,7 @@ def robustness_fields(row: Row) -> dict[str, Any]:
         interval = mean_interval(values) if values else None
         fields[key] = {
             "mean": interval.mean if interval else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "std": sample_std(values) if len(values) > 1 else None,
             "ci_low": interval.low if interval else None,
             "ci_high": interval.high if interval else None,
             "runs": len(values),
