@@ -100,9 +100,10 @@ def with_layer(index: int, entry) -> dict:
     return config
 
 
-def assert_one_line_error(result, *fragments) -> None:
-    """Exit code 2 and a single line on stderr holding every fragment, no traceback."""
-    assert result.exit_code == 2, result.output
+def assert_one_line_error(result, *fragments, exit_code: int = 2) -> None:
+    """Exit code 2 (or `exit_code`: 1 for a failing disk) and a single line on stderr
+    holding every fragment, no traceback."""
+    assert result.exit_code == exit_code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
