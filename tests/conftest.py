@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tarfile
@@ -220,6 +221,13 @@ def make_sweep(root: Path, name: str, key: str, values: list, seeds=(42, 43)) ->
     return folder
 
 
+def sigint_as_a_terminal_delivers_it() -> None:
+    """A child's SIGINT at its default, so Python makes it a KeyboardInterrupt: a
+    harness run in the background (or by a CI runner) ignores SIGINT, and its children
+    would inherit that and train through Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_training(config_path, runs_dir) -> subprocess.Popen:
     """`invbench train` in a real child process, as a user would run it."""
     command = "from involution_bench.cli import app; app()"
@@ -230,6 +238,7 @@ def start_training(config_path, runs_dir) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        preexec_fn=sigint_as_a_terminal_delivers_it,
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import start_training, tiny_config, wait_for_epochs
+from conftest import sigint_as_a_terminal_delivers_it, start_training, tiny_config, wait_for_epochs
 from typer.testing import CliRunner
 
 from involution_bench.cli import app
@@ -203,6 +203,7 @@ def start_resume(run_dir, epochs: int) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_a_terminal_delivers_it,
     )
 
 
