@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,9 @@ def test_a_sweep_as_a_job_array_survives_preemption(tmp_path, cifar_dir):
         # The task requeues itself (sweep.sbatch); SLURM holds a requeued job back for a
         # while before it may start again: let it start now.
         wait_for(lambda: restarts(env, task) >= 1, 60, "the preempted task to requeue itself")
+        # Not at once: slurmd revokes the old run's credential, and a start within the
+        # same second or so is refused ("Job credential revoked").
+        time.sleep(5)
         subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], env=env)
 
         def finished():
