@@ -67,12 +67,14 @@ def test_the_attention_baseline_computes_what_the_layer_does():
 
     rng = np.random.default_rng(1)
     q, k, v = (tf.constant(rng.normal(size=(2, 7, 5, 6))) for _ in range(3))
+    relative = tf.constant(rng.normal(size=(25, 2)))
     for implementation in ("slices", "native") if native_available() else ("slices",):
-        np.testing.assert_allclose(
-            article_attention(q, k, v, 5, 3).numpy(),
-            local_attention(q, k, v, 5, 3, None, implementation).numpy(),
-            atol=1e-10,
-        )
+        for embedding in (None, relative):
+            np.testing.assert_allclose(
+                article_attention(q, k, v, embedding, 5, 3).numpy(),
+                local_attention(q, k, v, 5, 3, embedding, implementation).numpy(),
+                atol=1e-10,
+            )
 
 
 def test_op_table_times_attention_against_its_article_form():

@@ -11,7 +11,11 @@ import pytest
 import tensorflow as tf
 
 from involution_bench.ops import LocalSelfAttention
-from involution_bench.ops.local_attention import neighbourhood_logits
+from involution_bench.ops.local_attention import (
+    _masked_softmax,
+    neighbourhood_logits,
+    neighbourhood_softmax,
+)
 from involution_bench.ops.native import native_ops
 
 IMPLEMENTATIONS = ["slices"] + (["native"] if native_ops() is not None else [])
@@ -150,6 +154,76 @@ def test_both_logit_implementations_agree_with_gradients():
         results.append([logits.numpy(), *(g.numpy() for g in tape.gradient(loss, [queries, keys]))])
     for slices_value, native_value in zip(*results, strict=True):
         np.testing.assert_allclose(native_value, slices_value, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(len(IMPLEMENTATIONS) < 2, reason="the native kernel is not available")
+@pytest.mark.parametrize(
+    ("shape", "kernel_size", "heads"),
+    [
+        ((2, 9, 7, 8), 7, 1),  # the kernel wider than the image's half
+        ((2, 6, 11, 24), 7, 3),
+        ((1, 5, 5, 20), 3, 5),
+        ((1, 4, 6, 14), 5, 7),  # a head count the kernel knows only at run time
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_native_softmax_matches_the_plain_form(shape, kernel_size, heads, dtype):
+    # The native position term, scale, mask and softmax (with its own exp)
+    # against the TensorFlow form, on the same content logits, with the
+    # gradients of the logits, the queries and the position embedding.
+    rng = np.random.default_rng(9)
+    depth = shape[-1] // heads
+    content = tf.constant(rng.normal(size=(*shape[:3], kernel_size**2, heads)) * 3, dtype)
+    queries = tf.constant(rng.normal(size=shape), dtype)
+    relative = tf.constant(rng.normal(size=(kernel_size**2, depth)), dtype)
+    upstream = tf.constant(rng.normal(size=content.shape), dtype)
+    library = native_ops()
+
+    def run(softmax):
+        with tf.GradientTape() as tape:
+            tape.watch([content, queries, relative])
+            weights = softmax(content, queries, relative)
+            loss = tf.reduce_sum(tf.cast(weights, tf.float32) * tf.cast(upstream, tf.float32))
+        grads = tape.gradient(loss, [content, queries, relative])
+        return [np.asarray(tf.cast(v, tf.float32)) for v in [weights, *grads]]
+
+    def native(c, q, r):
+        from involution_bench.ops.local_attention import _native_softmax
+
+        return _native_softmax(library, c, q, r, kernel_size)
+
+    def plain(c, q, r):  # the XLA form the slices path runs, in float64
+        wide = [tf.cast(v, tf.float64) for v in (c, q, r)]
+        return _masked_softmax(*wide, kernel_size, heads)
+
+    tolerance = {"float32": 3e-6, "bfloat16": 1e-2}[dtype]
+    names = ["weights", "content gradient", "query gradient", "embedding gradient"]
+    for name, actual, expected in zip(names, run(native), run(plain), strict=True):
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(actual, expected, atol=tolerance * scale, err_msg=name)
+    weights = run(native)[0]
+    np.testing.assert_allclose(weights.sum(axis=3), 1.0, atol=tolerance)
+
+
+@pytest.mark.skipif(len(IMPLEMENTATIONS) < 2, reason="the native kernel is not available")
+def test_the_native_softmax_is_the_same_on_every_run():
+    # The embedding's gradient is summed in shares fixed by the shape, not
+    # by the threads: bitwise the same result each time.
+    rng = np.random.default_rng(10)
+    queries = tf.constant(rng.normal(size=(64, 8, 8, 16)), tf.float32)
+    keys = tf.constant(rng.normal(size=(64, 8, 8, 16)), tf.float32)
+    relative = tf.constant(rng.normal(size=(9, 8)), tf.float32)
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(relative)
+            weights = neighbourhood_softmax(queries, keys, 3, 2, relative, "native")
+            loss = tf.reduce_sum(weights * tf.range(9, dtype=tf.float32)[:, None])
+        return tape.gradient(loss, relative).numpy()
+
+    first = gradient()
+    for _ in range(3):
+        np.testing.assert_array_equal(gradient(), first)
 
 
 def test_weights_sum_to_one_and_skip_outside_positions():

@@ -1,8 +1,10 @@
 """Local self-attention's neighbourhood part, timed as `bench op` times involution.
 
-The timed part is what the involution kernels serve: the query-key logits,
-the masked softmax and the aggregation of values, forward and backward (the
-1x1 projections are plain matrix products, the same on every path). The
+The timed part is what the involution kernels serve: the query-key logits
+with their position term, the masked softmax and the aggregation of
+values, forward and backward, gradients of the position embedding
+included (the 1x1 projections are plain matrix products, the same on
+every path). The
 baseline is the same maths in the article's form: `tf.image.extract_patches`
 of the keys and the values, K*K times the input each, then products and sums.
 """
@@ -15,17 +17,29 @@ import numpy as np
 import tensorflow as tf
 
 from involution_bench.ops.article import article_attention
-from involution_bench.ops.involution import auto_implementation
-from involution_bench.ops.local_attention import local_attention
+from involution_bench.ops.involution import auto_implementation, involution
+from involution_bench.ops.local_attention import (
+    _compiled_softmax,
+    local_attention,
+    neighbourhood_logits,
+)
 
 FLOAT_BYTES = 4
 
 
 def _with_implementation(implementation: str):
-    def run(queries, keys, values, kernel_size, heads):
-        return local_attention(queries, keys, values, kernel_size, heads, None, implementation)
+    def run(queries, keys, values, relative, kernel_size, heads):
+        return local_attention(queries, keys, values, kernel_size, heads, relative, implementation)
 
     return run
+
+
+def _native_with_xla_softmax(queries, keys, values, relative, kernel_size, heads):
+    """The native path as it was before its softmax op: native logits and
+    aggregation around the XLA-compiled position term, mask and softmax."""
+    content = neighbourhood_logits(queries, keys, kernel_size, heads, "native")
+    weights = _compiled_softmax(content, queries, relative, kernel_size, heads)
+    return involution(values, weights, kernel_size, 1, heads, "native")
 
 
 @dataclass(frozen=True)
@@ -40,10 +54,16 @@ class AttentionShape:
     heads: int
 
     def arrays(self, seed: int = 0) -> tuple[tf.Tensor, ...]:
-        """Queries, keys, values and an upstream gradient, float32."""
+        """Queries, keys, values, the position embedding (K*K, depth) and an
+        upstream gradient, float32."""
         rng = np.random.default_rng(seed)
         shape = (self.batch, self.size, self.size, self.channels)
-        return tuple(tf.constant(rng.standard_normal(shape, dtype=np.float32)) for _ in range(4))
+        q, k, v, upstream = (
+            tf.constant(rng.standard_normal(shape, dtype=np.float32)) for _ in range(4)
+        )
+        relative_shape = (self.kernel_size**2, self.channels // self.heads)
+        relative = tf.constant(rng.standard_normal(relative_shape, dtype=np.float32))
+        return q, k, v, relative, upstream
 
     def apply(self, op, operands) -> tf.Tensor:
         return op(*operands, self.kernel_size, self.heads)
@@ -55,6 +75,7 @@ class AttentionShape:
             ("slices", _with_implementation("slices"), False),
         ]
         if native:
+            found.append(("native, XLA softmax", _native_with_xla_softmax, False))
             found.append(("native", _with_implementation("native"), False))
         return found
 

@@ -34,8 +34,9 @@ def article_involution(
     return tf.reshape(output, [shape[0], shape[1], shape[2], channels])
 
 
-def article_attention(queries, keys, values, kernel_size: int, heads: int) -> tf.Tensor:
-    """Masked local attention over extract_patches (no position term, as the other paths)."""
+def article_attention(queries, keys, values, relative, kernel_size: int, heads: int) -> tf.Tensor:
+    """Masked local attention over extract_patches, logits `q . (k + r[t])`, with
+    `relative` `(K*K, depth)` the heads' shared position embedding (None: content only)."""
     channels = queries.shape[-1]
     depth = channels // heads
 
@@ -48,7 +49,10 @@ def article_attention(queries, keys, values, kernel_size: int, heads: int) -> tf
 
     shape = tf.shape(queries)
     grouped = tf.reshape(queries, [shape[0], shape[1], shape[2], 1, heads, depth])
-    logits = tf.reduce_sum(grouped * patches(keys), axis=-1) * depth**-0.5
+    neighbours = patches(keys)
+    if relative is not None:
+        neighbours += tf.cast(relative, neighbours.dtype)[:, None, :]
+    logits = tf.reduce_sum(grouped * neighbours, axis=-1) * depth**-0.5
     inside = neighbourhood_mask(shape[1], shape[2], kernel_size)
     weights = tf.nn.softmax(tf.where(inside[None, :, :, :, None], logits, -1e9), axis=3)
     output = tf.reduce_sum(weights[..., tf.newaxis] * patches(values), axis=3)

@@ -140,8 +140,42 @@ def neighbourhood_softmax(
     it would round small weights away) and the weights come back in the
     queries' dtype.
     """
+    queries = tf.convert_to_tensor(queries)
+    if implementation == "auto":
+        implementation = auto_implementation(queries.dtype, queries.shape[-1] // heads, kernel_size)
     content = neighbourhood_logits(queries, keys, kernel_size, heads, implementation)
+    if implementation == "native":
+        if relative is None:
+            relative = tf.zeros([kernel_size**2, queries.shape[-1] // heads], queries.dtype)
+        library = require_native()
+        return in_native_dtype(
+            lambda c, q, r: _native_softmax(library, c, q, r, kernel_size),
+            content,
+            queries,
+            tf.cast(relative, queries.dtype),
+        )
     return _compiled_softmax(content, queries, relative, kernel_size, heads)
+
+
+def _native_softmax(library, content, queries, relative, kernel_size):
+    """The position term, scale, mask and softmax in one native pass each way
+    (ops/native/attention_kernels.h): in TensorFlow's kernels, or XLA's, they
+    took 3x the time of the attention's two involution kernels together."""
+
+    @tf.custom_gradient
+    def op(content, queries, relative):
+        weights = library.invbench_neighbourhood_softmax(
+            content, queries, relative, kernel_size=kernel_size
+        )
+
+        def gradient(upstream):
+            return library.invbench_neighbourhood_softmax_grad(
+                weights, upstream, queries, relative, kernel_size=kernel_size
+            )
+
+        return weights, gradient
+
+    return op(content, queries, relative)
 
 
 def _masked_softmax(content, queries, relative, kernel_size, heads):

@@ -5,6 +5,7 @@
 // kernel gradient with each width of block. Built by
 // tests/test_native.py with each instruction-set level's flags, so the
 // vector paths a CPU without AVX-512 takes are checked on any machine.
+// Also attention's softmax, forward and backward, for 1, 3, 5 and 7 heads.
 // Prints "bad cases: N" and exits non-zero when N > 0.
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_kernels.h"
 #include "involution_kernels.h"
 
 using invbench::Geometry;
@@ -120,6 +122,82 @@ bool Check(const Geometry& g) {
   return true;
 }
 
+// Attention's softmax, forward and backward, against double loops over the
+// taps inside the image; heads 0 runs the run-time head count's path.
+template <int64_t G>
+bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width) {
+  invbench::SoftmaxGeometry g{2, 6, width, kernel_size, heads, depth};
+  const int64_t taps = g.taps(), pad = kernel_size / 2;
+  std::vector<float> content(g.positions() * taps * heads), upstream(content.size());
+  std::vector<float> queries(g.positions() * g.channels()), relative(taps * depth);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal;
+  for (auto* values : {&content, &upstream, &queries, &relative}) {
+    for (float& value : *values) value = 2 * normal(rng);
+  }
+  std::vector<double> w_ref(content.size()), dc_ref(content.size());
+  std::vector<double> dq_ref(queries.size()), dr_ref(relative.size());
+  const double scale = 1 / std::sqrt(double(depth));
+  for (int64_t p = 0; p < g.positions(); ++p) {
+    const int64_t i = p / width % g.height, j = p % width;
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> z(taps, -INFINITY);
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t row = i + t / kernel_size - pad, col = j + t % kernel_size - pad;
+        if (row < 0 || row >= g.height || col < 0 || col >= width) continue;
+        double logit = content[(p * taps + t) * heads + h];
+        for (int64_t d = 0; d < depth; ++d) {
+          logit += double(queries[p * g.channels() + h * depth + d]) * relative[t * depth + d];
+        }
+        z[t] = logit * scale;
+      }
+      const double top = *std::max_element(z.begin(), z.end());
+      double total = 0, dot = 0;
+      for (double& value : z) total += value = std::exp(value - top);
+      for (int64_t t = 0; t < taps; ++t) {
+        w_ref[(p * taps + t) * heads + h] = z[t] / total;
+        dot += z[t] / total * upstream[(p * taps + t) * heads + h];
+      }
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t at = (p * taps + t) * heads + h;
+        const double dz = w_ref[at] * (upstream[at] - dot) * scale;
+        dc_ref[at] = dz;
+        for (int64_t d = 0; d < depth; ++d) {
+          dq_ref[p * g.channels() + h * depth + d] += dz * relative[t * depth + d];
+          dr_ref[t * depth + d] += dz * queries[p * g.channels() + h * depth + d];
+        }
+      }
+    }
+  }
+  std::vector<float> w(content.size()), dc(content.size()), dq(queries.size());
+  std::vector<float> dr_transposed(depth * invbench::PaddedTaps<float>(g));
+  const int64_t rows = g.batch * g.height;
+  invbench::SoftmaxRows<float, G>(g, content.data(), queries.data(), relative.data(), w.data(), 0,
+                                  rows);
+  invbench::SoftmaxGradRows<float, G>(g, w.data(), upstream.data(), queries.data(),
+                                      relative.data(), dc.data(), dq.data(),
+                                      dr_transposed.data(), 0, rows);
+  std::vector<float> dr(relative.size());
+  for (int64_t t = 0; t < taps; ++t) {
+    for (int64_t d = 0; d < depth; ++d) {
+      dr[t * depth + d] = dr_transposed[d * invbench::PaddedTaps<float>(g) + t];
+    }
+  }
+  const double errors[] = {MaxDifference(w, w_ref), MaxDifference(dc, dc_ref),
+                           MaxDifference(dq, dq_ref), MaxDifference(dr, dr_ref) / 100};
+  // Weights are at most 1 (float32 keeps 1e-7); the gradients sum up to 49 terms of ~10.
+  const double tolerances[] = {1e-5, 1e-4, 1e-4, 1e-4};
+  for (int n = 0; n < 4; ++n) {
+    if (!(errors[n] <= tolerances[n])) {
+      std::printf("softmax: %lld heads of %lld, K=%lld, width %lld: errors %g %g %g %g\n",
+                  (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
+                  errors[0], errors[1], errors[2], errors[3]);
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main() {
@@ -133,6 +211,14 @@ int main() {
           }
         }
       }
+    }
+  }
+  for (int64_t kernel_size : {3, 7}) {
+    for (int64_t width : {5, 16}) {
+      bad += !CheckSoftmax<1>(1, 8, kernel_size, width);
+      bad += !CheckSoftmax<3>(3, 8, kernel_size, width);
+      bad += !CheckSoftmax<5>(5, 3, kernel_size, width);
+      bad += !CheckSoftmax<0>(7, 2, kernel_size, width);
     }
   }
   std::printf("bad cases: %d\n", bad);

@@ -3,7 +3,7 @@
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
 installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
-`involution_kernels.h`, their arithmetic. Two builds are tried, in order:
+`involution_kernels.h` and `attention_kernels.h`, their arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -44,7 +44,9 @@ from involution_bench.system.machine import cpu_fields, cpu_flags
 
 SOURCE = Path(__file__).with_name("involution_ops.cc")
 # The kernels' arithmetic, which the source includes: a change to it rebuilds too.
-HEADERS = (Path(__file__).with_name("involution_kernels.h"),)
+HEADERS = tuple(
+    Path(__file__).with_name(name) for name in ("involution_kernels.h", "attention_kernels.h")
+)
 NATIVE_ENV = "INVBENCH_NATIVE"
 COMPILERS = ("g++", "c++", "clang++")
 BUILD_TIMEOUT_S = 600

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "attention_kernels.h"
 #include "involution_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -189,6 +190,134 @@ class InvolutionGradOp : public InvolutionBase {
   }
 };
 
+// Local attention's softmax (attention_kernels.h): inputs content (B, H, W,
+// K*K, G), queries (B, H, W, G*D) and relative (K*K, D).
+class SoftmaxBase : public OpKernel {
+ public:
+  explicit SoftmaxBase(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("kernel_size", &kernel_size_));
+    OP_REQUIRES(context, kernel_size_ > 0 && kernel_size_ % 2 == 1,
+                InvalidArgument("kernel_size must be positive and odd"));
+  }
+
+ protected:
+  void Prepare(OpKernelContext* context, const Tensor& logits, const Tensor& queries,
+               const Tensor& relative, invbench::SoftmaxGeometry* geometry) {
+    OP_REQUIRES(context, queries.dims() == 4,
+                InvalidArgument("queries must be (B, H, W, C), got ",
+                                queries.shape().DebugString()));
+    OP_REQUIRES(context, logits.dims() == 5,
+                InvalidArgument("logits must be (B, H, W, K*K, G), got ",
+                                logits.shape().DebugString()));
+    invbench::SoftmaxGeometry& g = *geometry;
+    g.batch = queries.dim_size(0);
+    g.height = queries.dim_size(1);
+    g.width = queries.dim_size(2);
+    g.kernel_size = kernel_size_;
+    g.heads = logits.dim_size(4);
+    OP_REQUIRES(context, g.heads > 0 && queries.dim_size(3) % g.heads == 0,
+                InvalidArgument("the heads (", g.heads, ") must divide the query channels (",
+                                queries.dim_size(3), ")"));
+    g.depth = queries.dim_size(3) / g.heads;
+    OP_REQUIRES(context,
+                logits.shape() == TensorShape({g.batch, g.height, g.width, g.taps(), g.heads}),
+                InvalidArgument("logits ", logits.shape().DebugString(),
+                                " do not match the queries ", queries.shape().DebugString()));
+    OP_REQUIRES(context, relative.shape() == TensorShape({g.taps(), g.depth}),
+                InvalidArgument("relative must be (K*K, D) = (", g.taps(), ", ", g.depth,
+                                "), got ", relative.shape().DebugString()));
+  }
+
+  int64_t RowCost(const invbench::SoftmaxGeometry& g) const {
+    return g.width * g.taps() * g.heads * (g.depth + 8);
+  }
+
+  int kernel_size_ = 0;
+};
+
+template <typename T>
+class NeighbourhoodSoftmaxOp : public SoftmaxBase {
+ public:
+  using SoftmaxBase::SoftmaxBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& logits = context->input(0);
+    const Tensor& queries = context->input(1);
+    const Tensor& relative = context->input(2);
+    invbench::SoftmaxGeometry g;
+    Prepare(context, logits, queries, relative, &g);
+    if (!context->status().ok()) return;
+    Tensor* weights = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, logits.shape(), &weights));
+    const T* content = logits.flat<T>().data();
+    const T* q = queries.flat<T>().data();
+    const T* r = relative.flat<T>().data();
+    T* out = weights->flat<T>().data();
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+    invbench::WithHeads(g.heads, [&](auto heads) {
+      workers->ParallelFor(g.batch * g.height, RowCost(g), [&](int64_t begin, int64_t end) {
+        invbench::SoftmaxRows<T, decltype(heads)::value>(g, content, q, r, out, begin, end);
+      });
+    });
+  }
+};
+
+template <typename T>
+class NeighbourhoodSoftmaxGradOp : public SoftmaxBase {
+ public:
+  using SoftmaxBase::SoftmaxBase;
+
+  // Inputs: weights, their upstream gradient, queries, relative. Outputs the
+  // gradients of the content logits, the queries and relative.
+  void Compute(OpKernelContext* context) override {
+    const Tensor& weights = context->input(0);
+    const Tensor& upstream = context->input(1);
+    const Tensor& queries = context->input(2);
+    const Tensor& relative = context->input(3);
+    invbench::SoftmaxGeometry g;
+    Prepare(context, weights, queries, relative, &g);
+    if (!context->status().ok()) return;
+    OP_REQUIRES(context, upstream.shape() == weights.shape(),
+                InvalidArgument("gradient shape ", upstream.shape().DebugString(),
+                                " does not match the weights"));
+    Tensor *content_grad = nullptr, *query_grad = nullptr, *relative_grad = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, weights.shape(), &content_grad));
+    OP_REQUIRES_OK(context, context->allocate_output(1, queries.shape(), &query_grad));
+    OP_REQUIRES_OK(context, context->allocate_output(2, relative.shape(), &relative_grad));
+    using A = Acc<T>;
+    const int64_t rows = g.batch * g.height, share_rows = invbench::RowsPerShare(g);
+    const int64_t shares = (rows + share_rows - 1) / share_rows;
+    const int64_t padded = invbench::PaddedTaps<A>(g), share_size = g.depth * padded;
+    std::vector<A> partial(shares * share_size, A(0));
+    const T* w = weights.flat<T>().data();
+    const T* dw = upstream.flat<T>().data();
+    const T* q = queries.flat<T>().data();
+    const T* r = relative.flat<T>().data();
+    T* dc = content_grad->flat<T>().data();
+    T* dq = query_grad->flat<T>().data();
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+    invbench::WithHeads(g.heads, [&](auto heads) {
+      workers->ParallelFor(shares, share_rows * RowCost(g), [&](int64_t first, int64_t last) {
+        for (int64_t share = first; share < last; ++share) {
+          const int64_t begin = share * share_rows, end = std::min(rows, begin + share_rows);
+          invbench::SoftmaxGradRows<T, decltype(heads)::value>(
+              g, w, dw, q, r, dc, dq, partial.data() + share * share_size, begin, end);
+        }
+      });
+    });
+    T* dr = relative_grad->flat<T>().data();
+    for (int64_t t = 0; t < g.taps(); ++t) {
+      for (int64_t d = 0; d < g.depth; ++d) {
+        A sum = 0;
+        for (int64_t share = 0; share < shares; ++share) {
+          sum += partial[share * share_size + d * padded + t];
+        }
+        dr[t * g.depth + d] = static_cast<T>(sum);
+      }
+    }
+  }
+};
+
 tensorflow::Status SameAsInput(InferenceContext* context, int index) {
   context->set_output(0, context->input(index));
   return tensorflow::OkStatus();
@@ -246,6 +375,32 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
       return tensorflow::OkStatus();
     });
 
+REGISTER_OP("InvbenchNeighbourhoodSoftmax")
+    .Input("logits: T")
+    .Input("queries: T")
+    .Input("relative: T")
+    .Output("weights: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 0); });
+
+REGISTER_OP("InvbenchNeighbourhoodSoftmaxGrad")
+    .Input("weights: T")
+    .Input("grad: T")
+    .Input("queries: T")
+    .Input("relative: T")
+    .Output("logits_grad: T")
+    .Output("queries_grad: T")
+    .Output("relative_grad: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(0));
+      context->set_output(1, context->input(2));
+      context->set_output(2, context->input(3));
+      return tensorflow::OkStatus();
+    });
+
 #define REGISTER_KERNELS(T)                                                                    \
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchInvolution").Device(DEVICE_CPU).TypeConstraint<T>("T"), InvolutionOp<T>); \
@@ -254,7 +409,13 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
       InvolutionGradOp<T, true>);                                                              \
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchInvolutionKernelGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
-      InvolutionGradOp<T, false>);
+      InvolutionGradOp<T, false>);                                                             \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchNeighbourhoodSoftmax").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
+      NeighbourhoodSoftmaxOp<T>);                                                              \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchNeighbourhoodSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+      NeighbourhoodSoftmaxGradOp<T>);
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);

@@ -1,0 +1,348 @@
+// Local self-attention's softmax on raw NHWC buffers, forward and backward,
+// free of TensorFlow (involution_ops.cc wraps them as ops). The content
+// logits come from the involution kernel gradient; this adds the rest of
+// the weights in one pass per position:
+//
+//   z[t, g]       = (content[t, g] + sum_d q[g*D + d] * r[t, d]) / sqrt(D)
+//   weights[t, g] = softmax over the taps t inside the image of z[., g]
+//                   (0 for taps outside it)
+//
+// with t = u*K + v the taps of a K x K neighbourhood (stride 1, "SAME"
+// padding), G heads of D channels, and r the (K*K, D) position embedding the
+// heads share. The gradient, for upstream dw:
+//
+//   dz[t, g]  = w[t, g] * (dw[t, g] - sum_t' w[t', g] * dw[t', g]) / sqrt(D)
+//   dcontent  = dz
+//   dq[g*D+d] = sum_t dz[t, g] * r[t, d]
+//   dr[t, d]  = sum over positions and heads of dz[t, g] * q[g*D + d]
+//
+// Each position works on its values transposed to one row of taps per head,
+// padded to whole vectors, so the position term, the exponentials and the
+// sums run over the taps in vector registers. TensorFlow's kernels (or XLA)
+// took several passes over the (B, H, W, K*K, G) logits for this and a
+// transpose for the softmax over a middle axis: 3x the attention's two
+// involution kernels together, measured on the EPYC.
+
+#ifndef INVBENCH_ATTENTION_KERNELS_H_
+#define INVBENCH_ATTENTION_KERNELS_H_
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "involution_kernels.h"
+
+namespace invbench {
+
+struct SoftmaxGeometry {
+  int64_t batch, height, width, kernel_size, heads, depth;
+  int64_t taps() const { return kernel_size * kernel_size; }
+  int64_t channels() const { return heads * depth; }
+  int64_t positions() const { return batch * height * width; }
+};
+
+// A logit far below any real one: its exponential is exactly 0.
+template <typename A>
+constexpr A kMaskedLogit = A(-1e30);
+
+// exp(x) for a vector of floats x <= 0: Cephes' expf (range reduction by
+// ln 2 in two parts, a degree-5 polynomial, the exponent put in by bits),
+// within 2 ulp of std::exp; 0 below -87.3, where float underflows. Scalar
+// std::exp over the B*H*W*K*K*G weights took longer than everything else.
+template <int64_t Bytes>
+inline typename Vector<float, Bytes>::type ExpNonPositive(typename Vector<float, Bytes>::type x) {
+  using V = typename Vector<float, Bytes>::type;
+  using I = typename Vector<int32_t, Bytes>::type;
+  constexpr float kLowest = -87.33654f;
+  const auto underflows = x < kLowest;
+  x = underflows ? V{} + kLowest : x;
+  // n = round(x / ln 2), by adding and taking away 1.5 * 2^23.
+  const V shifted = x * 1.44269504088896341f + 12582912.0f;
+  const V n = shifted - 12582912.0f;
+  V r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const V r2 = r * r;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  const I exponent = (__builtin_convertvector(n, I) + 127) << 23;
+  V scale;
+  std::memcpy(&scale, &exponent, sizeof(scale));
+  const V result = p * scale;
+  return underflows ? V{} : result;
+}
+
+// exp over count values (a multiple of the vector width) in place.
+template <typename A>
+inline void ExpInPlace(A* values, int64_t count) {
+  if constexpr (std::is_same_v<A, float>) {
+    using V = typename Vector<float>::type;
+    for (int64_t i = 0; i < count; i += Vector<float>::kLanes) {
+      V v;
+      std::memcpy(&v, values + i, sizeof(v));
+      v = ExpNonPositive<kVectorBytes>(v);
+      std::memcpy(values + i, &v, sizeof(v));
+    }
+  } else {
+    for (int64_t i = 0; i < count; ++i) values[i] = std::exp(values[i]);  // float64: exact
+  }
+}
+
+// The taps of a position padded to whole vectors of A: every per-head row
+// of the transposed values holds this many, the padding masked.
+template <typename A>
+inline int64_t PaddedTaps(const SoftmaxGeometry& g) {
+  return RoundUp(g.taps(), Vector<A>::kLanes);
+}
+
+// Sets the logits of taps outside the image (and of the padding) to the mask.
+template <typename A>
+inline void MaskOutside(const SoftmaxGeometry& g, int64_t i, int64_t j, A* rows, int64_t padded) {
+  const int64_t pad = g.kernel_size / 2, k = g.kernel_size;
+  const TapRange r = ForwardTaps(i, 1, pad, g.height, k);
+  const TapRange c = ForwardTaps(j, 1, pad, g.width, k);
+  const bool interior = r.first == 0 && r.last == k && c.first == 0 && c.last == k;
+  for (int64_t h = 0; h < g.heads; ++h) {
+    A* row = rows + h * padded;
+    if (!interior) {
+      for (int64_t u = 0; u < k; ++u) {
+        const bool row_inside = u >= r.first && u < r.last;
+        for (int64_t v = 0; v < k; ++v) {
+          if (!row_inside || v < c.first || v >= c.last) row[u * k + v] = kMaskedLogit<A>;
+        }
+      }
+    }
+    for (int64_t t = g.taps(); t < padded; ++t) row[t] = kMaskedLogit<A>;
+  }
+}
+
+// What every position reads of the embedding: transposed, r_t[d * padded + t]
+// = r[t, d], zero in the padding, widened to A.
+template <typename A, typename T>
+std::vector<A> TransposedEmbedding(const SoftmaxGeometry& g, const T* relative) {
+  const int64_t padded = PaddedTaps<A>(g);
+  std::vector<A> transposed(g.depth * padded, A(0));
+  for (int64_t t = 0; t < g.taps(); ++t) {
+    for (int64_t d = 0; d < g.depth; ++d) {
+      transposed[d * padded + t] = Widen<A>(relative[t * g.depth + d]);
+    }
+  }
+  return transposed;
+}
+
+// What both passes work out once per call: the padded row of taps, the
+// transposed embedding and the logits' scale 1/sqrt(D).
+template <typename A>
+struct SoftmaxPlan {
+  template <typename T>
+  SoftmaxPlan(const SoftmaxGeometry& g, const T* relative)
+      : padded(PaddedTaps<A>(g)),
+        vectors(padded / Vector<A>::kLanes),
+        embedding(TransposedEmbedding<A>(g, relative)),
+        scale(A(1) / std::sqrt(A(g.depth))) {}
+
+  int64_t padded, vectors;
+  std::vector<A> embedding;
+  A scale;
+};
+
+// rows[h * padded + t] = source[t * heads + h], widened; zero in the padding.
+// G is the head count when a compile-time constant (0: g.heads), so that
+// these transposes unroll.
+template <int64_t G, typename A, typename T>
+inline void LoadHeadRows(const SoftmaxGeometry& g, const T* source, A* rows, int64_t padded) {
+  const int64_t heads = G ? G : g.heads, taps = g.taps();
+  for (int64_t t = 0; t < taps; ++t) {
+    for (int64_t h = 0; h < heads; ++h) rows[h * padded + t] = Widen<A>(source[t * heads + h]);
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    std::fill(rows + h * padded + taps, rows + (h + 1) * padded, A(0));
+  }
+}
+
+template <int64_t G, typename A, typename T>
+inline void StoreHeadRows(const SoftmaxGeometry& g, const A* rows, int64_t padded, T* target) {
+  const int64_t heads = G ? G : g.heads;
+  for (int64_t t = 0; t < g.taps(); ++t) {
+    for (int64_t h = 0; h < heads; ++h) {
+      target[t * heads + h] = static_cast<T>(rows[h * padded + t]);
+    }
+  }
+}
+
+// Calls body(std::integral_constant<int64_t, G>()) with the head count as a
+// compile-time constant for the common counts (0: known at run time).
+template <typename Body>
+void WithHeads(int64_t heads, Body body) {
+  switch (heads) {
+    case 1: return body(std::integral_constant<int64_t, 1>());
+    case 2: return body(std::integral_constant<int64_t, 2>());
+    case 3: return body(std::integral_constant<int64_t, 3>());
+    case 4: return body(std::integral_constant<int64_t, 4>());
+    case 5: return body(std::integral_constant<int64_t, 5>());
+    case 8: return body(std::integral_constant<int64_t, 8>());
+    default: return body(std::integral_constant<int64_t, 0>());
+  }
+}
+
+template <typename A>
+inline A HorizontalSum(const typename Vector<A>::type& v) {
+  A sum = 0;
+  for (int64_t lane = 0; lane < Vector<A>::kLanes; ++lane) sum += v[lane];
+  return sum;
+}
+
+// Forward pass over rows [begin, end) of positions (a row is one (b, i)),
+// G the head count as for LoadHeadRows.
+template <typename T, int64_t G>
+void SoftmaxRows(const SoftmaxGeometry& g, const T* content, const T* queries, const T* relative,
+                 T* weights, int64_t begin, int64_t end) {
+  using A = Acc<T>;
+  using V = typename Vector<A>::type;
+  constexpr int64_t L = Vector<A>::kLanes;
+  const SoftmaxPlan<A> plan(g, relative);
+  const int64_t heads = G ? G : g.heads, depth = g.depth;
+  const int64_t padded = plan.padded, vectors = plan.vectors;
+  const std::vector<A>& embedding = plan.embedding;
+  const A scale = plan.scale;
+  std::vector<A> rows(g.heads * padded);
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t i = row % g.height;
+    for (int64_t j = 0; j < g.width; ++j) {
+      const int64_t position = row * g.width + j;
+      LoadHeadRows<G>(g, content + position * g.taps() * g.heads, rows.data(), padded);
+      const T* q = queries + position * g.channels();
+      for (int64_t h = 0; h < heads; ++h) {
+        A* z = rows.data() + h * padded;
+        for (int64_t n = 0; n < vectors; ++n) {
+          V sum;
+          std::memcpy(&sum, z + n * L, sizeof(sum));
+          for (int64_t d = 0; d < depth; ++d) {
+            V r;
+            std::memcpy(&r, embedding.data() + d * padded + n * L, sizeof(r));
+            sum += r * Widen<A>(q[h * depth + d]);
+          }
+          sum *= scale;
+          std::memcpy(z + n * L, &sum, sizeof(sum));
+        }
+      }
+      MaskOutside(g, i, j, rows.data(), padded);
+      for (int64_t h = 0; h < heads; ++h) {
+        A* z = rows.data() + h * padded;
+        // In whole vectors: a scalar running maximum waits on each compare.
+        V top;
+        std::memcpy(&top, z, sizeof(top));
+        for (int64_t n = 1; n < vectors; ++n) {
+          V v;
+          std::memcpy(&v, z + n * L, sizeof(v));
+          top = v > top ? v : top;
+        }
+        A largest = top[0];
+        for (int64_t lane = 1; lane < L; ++lane) largest = std::max(largest, A(top[lane]));
+        V total{};
+        for (int64_t n = 0; n < vectors; ++n) {
+          V v;
+          std::memcpy(&v, z + n * L, sizeof(v));
+          v -= largest;
+          std::memcpy(z + n * L, &v, sizeof(v));
+        }
+        ExpInPlace(z, padded);
+        for (int64_t n = 0; n < vectors; ++n) {
+          V e;
+          std::memcpy(&e, z + n * L, sizeof(e));
+          total += e;
+        }
+        const A inverse = A(1) / HorizontalSum<A>(total);
+        for (int64_t n = 0; n < vectors; ++n) {
+          V v;
+          std::memcpy(&v, z + n * L, sizeof(v));
+          v *= inverse;
+          std::memcpy(z + n * L, &v, sizeof(v));
+        }
+      }
+      StoreHeadRows<G>(g, rows.data(), padded, weights + position * g.taps() * g.heads);
+    }
+  }
+}
+
+// Backward pass over rows [begin, end): writes dcontent and dqueries for
+// those positions and adds their share of the embedding's gradient into
+// embedding_grad (transposed as TransposedEmbedding, in A).
+template <typename T, int64_t G>
+void SoftmaxGradRows(const SoftmaxGeometry& g, const T* weights, const T* upstream,
+                     const T* queries, const T* relative, T* content_grad, T* query_grad,
+                     Acc<T>* embedding_grad, int64_t begin, int64_t end) {
+  using A = Acc<T>;
+  using V = typename Vector<A>::type;
+  constexpr int64_t L = Vector<A>::kLanes;
+  const SoftmaxPlan<A> plan(g, relative);
+  const int64_t heads = G ? G : g.heads, depth = g.depth;
+  const int64_t padded = plan.padded, vectors = plan.vectors;
+  const std::vector<A>& embedding = plan.embedding;
+  const A scale = plan.scale;
+  std::vector<A> w(g.heads * padded), dz(g.heads * padded);
+  for (int64_t row = begin; row < end; ++row) {
+    for (int64_t j = 0; j < g.width; ++j) {
+      const int64_t position = row * g.width + j;
+      const int64_t offset = position * g.taps() * g.heads;
+      LoadHeadRows<G>(g, weights + offset, w.data(), padded);
+      LoadHeadRows<G>(g, upstream + offset, dz.data(), padded);
+      const T* q = queries + position * g.channels();
+      T* dq = query_grad + position * g.channels();
+      for (int64_t h = 0; h < heads; ++h) {
+        const A* wh = w.data() + h * padded;
+        A* zh = dz.data() + h * padded;
+        V dot{};
+        for (int64_t n = 0; n < vectors; ++n) {
+          V a, b;
+          std::memcpy(&a, wh + n * L, sizeof(a));
+          std::memcpy(&b, zh + n * L, sizeof(b));
+          dot += a * b;
+        }
+        const A mean = HorizontalSum<A>(dot);
+        for (int64_t n = 0; n < vectors; ++n) {
+          V a, b;
+          std::memcpy(&a, wh + n * L, sizeof(a));
+          std::memcpy(&b, zh + n * L, sizeof(b));
+          b = a * (b - mean) * scale;  // the padding and outside taps: w = 0, so 0
+          std::memcpy(zh + n * L, &b, sizeof(b));
+        }
+        for (int64_t d = 0; d < depth; ++d) {
+          const A qd = Widen<A>(q[h * depth + d]);
+          A* grad_row = embedding_grad + d * padded;
+          const A* embedding_row = embedding.data() + d * padded;
+          V sum{};
+          for (int64_t n = 0; n < vectors; ++n) {
+            V dzn, r, acc;
+            std::memcpy(&dzn, zh + n * L, sizeof(dzn));
+            std::memcpy(&r, embedding_row + n * L, sizeof(r));
+            std::memcpy(&acc, grad_row + n * L, sizeof(acc));
+            sum += dzn * r;
+            acc += dzn * qd;
+            std::memcpy(grad_row + n * L, &acc, sizeof(acc));
+          }
+          dq[h * depth + d] = static_cast<T>(HorizontalSum<A>(sum));
+        }
+      }
+      StoreHeadRows<G>(g, dz.data(), padded, content_grad + offset);
+    }
+  }
+}
+
+// Rows per share of the embedding's gradient: shares are fixed by the
+// shape, not by the threads, and summed in order, so every run gives the
+// same result.
+inline int64_t RowsPerShare(const SoftmaxGeometry& g) {
+  const int64_t rows = g.batch * g.height;
+  return std::max<int64_t>(1, (rows + 63) / 64);
+}
+
+}  // namespace invbench
+
+#endif  // INVBENCH_ATTENTION_KERNELS_H_
