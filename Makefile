@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study compare bench smoke wheel-check slurm-check clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study full-study compare bench smoke wheel-check slurm-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +122,28 @@ study: $(INSTALLED)
 	done
 	$(INVBENCH) compare $(STUDY_DIR)/sweep-* --baseline equal-conv --out $(STUDY_DIR)/compare
 	$(INVBENCH) kernels "$$(ls -d $(STUDY_DIR)/sweep-*-equal-involution/m00-*/*/ | head -n 1)" "$$(ls -d $(STUDY_DIR)/sweep-*-equal-attention/m00-*/*/ | head -n 1)" --images 6 --out $(STUDY_DIR)/compare/maps.png
+
+# The answer at full length: convolution, involution and local self-attention at two
+# budgets (configs/equal-macs, 4.15 M MACs per image, and configs/quarter-macs,
+# 1.09 M), 20 epochs and $(FULL_SEEDS) seeds each (42, 43, ...). Every run is chosen on
+# 5,000 held-out training images, tested once, and carries its robustness. Members
+# train one at a time, seed by seed across the six configs, so that a stopped study
+# is balanced, and each one's small files are copied to $(FULL_RESULTS) as it
+# finishes (commit them: on another machine, members completed there are not
+# trained again). Run it again to resume it; `make docs` then regenerates the
+# README's and docs/results.md's tables and figures from $(FULL_RESULTS).
+FULL_DIR ?= runs/full-study
+FULL_RESULTS ?= results/full-study
+FULL_SEEDS ?= 5
+FULL_CONFIGS ?= equal-macs/conv equal-macs/involution equal-macs/attention quarter-macs/conv quarter-macs/involution quarter-macs/attention
+FULL_SET := --repeat $(FULL_SEEDS) --set data.validation=5000 --set train.robustness=true --runs-dir $(FULL_DIR) --done-in $(FULL_RESULTS) --quiet
+full-study: $(INSTALLED)
+	for seed in $$(seq 1 $(FULL_SEEDS)); do \
+	  for config in $(FULL_CONFIGS); do \
+	    $(INVBENCH) sweep -c configs/$$config.yaml --shard $$seed/$(FULL_SEEDS) $(FULL_SET) || exit 1; \
+	    $(INVBENCH) export $(FULL_DIR) --to $(FULL_RESULTS) || exit 1; \
+	  done; \
+	done
 
 # Every run below $(RUNS), side by side: make compare RUNS=runs/reproduce
 RUNS ?= runs

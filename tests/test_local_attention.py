@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 
 from involution_bench.ops import LocalSelfAttention
-from involution_bench.ops.local_attention import (
+from involution_bench.ops.native import native_ops
+from involution_bench.ops.neighbourhood import (
     _masked_softmax,
     neighbourhood_logits,
     neighbourhood_softmax,
 )
-from involution_bench.ops.native import native_ops
 
 IMPLEMENTATIONS = ["slices"] + (["native"] if native_ops() is not None else [])
 
@@ -188,7 +188,7 @@ def test_the_native_softmax_matches_the_plain_form(shape, kernel_size, heads, dt
         return [np.asarray(tf.cast(v, tf.float32)) for v in [weights, *grads]]
 
     def native(c, q, r):
-        from involution_bench.ops.local_attention import _native_softmax
+        from involution_bench.ops.neighbourhood import _native_softmax
 
         return _native_softmax(library, c, q, r, kernel_size)
 

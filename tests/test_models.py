@@ -135,3 +135,40 @@ def test_the_equal_budget_trio_differs_in_operator_and_widths_only():
     # Every variant within 5% of the budget, and of one another.
     assert all(abs(value / macs[0] - 1) <= 0.05 for value in macs), macs
     assert max(macs) / min(macs) <= 1.05, macs
+
+
+QUARTER_MACS = [f"configs/quarter-macs/{name}.yaml" for name in ("conv", "involution", "attention")]
+
+
+def widths_removed(entries):
+    """The layer list with every width-like argument (filters, groups, heads) and
+    the name dropped: what is left is the skeleton."""
+    skeleton = []
+    for kind, args in (
+        next(iter(entry.items())) if isinstance(entry, dict) else (entry, None) for entry in entries
+    ):
+        if kind == "residual":
+            args = {
+                "layers": widths_removed(args["layers"]),
+                "shortcut": widths_removed(args["shortcut"] or []),
+            }
+        elif isinstance(args, dict):
+            args = {k: v for k, v in args.items() if k not in ("filters", "groups", "heads")}
+        skeleton.append((kind, args))
+    return skeleton
+
+
+def test_the_quarter_budget_trio_is_the_full_one_with_other_widths():
+    from involution_bench.models.macs import layer_costs, total_macs
+
+    macs = []
+    for quarter_path, full_path in zip(QUARTER_MACS, EQUAL_MACS, strict=True):
+        quarter, full = load_config(quarter_path), load_config(full_path)
+        assert quarter.train == full.train and quarter.seed == full.seed
+        assert widths_removed(quarter.model.layers) == widths_removed(full.model.layers)
+        assert quarter.model.layers != full.model.layers
+        model = build_model(quarter.layers, quarter.model.input_shape)
+        macs.append(total_macs(layer_costs(model)))
+    # About a quarter of the 4.15 M budget, every operator within 5% of the convolution.
+    assert 0.2 <= macs[0] / 4_154_624 <= 0.3, macs
+    assert all(abs(value / macs[0] - 1) <= 0.05 for value in macs), macs

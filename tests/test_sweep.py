@@ -176,6 +176,35 @@ def test_a_shard_trains_only_its_slice(write_config, tmp_path, monkeypatch, cifa
     assert [run.parent.name for run in find_runs(folder)] == ["m01-learning_rate=0.02-seed=7"]
 
 
+def test_members_completed_in_a_committed_copy_are_not_trained_again(
+    write_config, tmp_path, monkeypatch, cifar_dir
+):
+    # Shard 2 trained on one machine and its small files were exported (what
+    # results/ commits); a new machine, with no run folders, trains only shard 1.
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    path = write_config(tiny_config(epochs=1))
+    first = runner.invoke(app, sweep_command(path, tmp_path / "old", "--shard", "2/2"))
+    assert first.exit_code == 0, first.output
+    exported = runner.invoke(app, ["export", str(tmp_path / "old"), "--to", str(tmp_path / "copy")])
+    assert exported.exit_code == 0, exported.output
+
+    fresh = tmp_path / "new"
+    again = runner.invoke(app, sweep_command(path, fresh, "--done-in", str(tmp_path / "copy")))
+    assert again.exit_code == 0, again.output
+    assert "1 done or running, 0 to resume, 1 to train" in again.stderr
+    (folder,) = fresh.glob("sweep-*")
+    assert [run.parent.name for run in find_runs(folder)] == ["m00-learning_rate=0.01-seed=7"]
+
+    # A different sweep (another repeat count) is not the copy's: it trains everything.
+    other = runner.invoke(
+        app,
+        sweep_command(path, tmp_path / "other", "--repeat", "1", "--set", "train.epochs=1",
+                      "--done-in", str(tmp_path / "copy")),
+    )  # fmt: skip
+    assert other.exit_code == 0, other.output
+    assert "0 done or running, 0 to resume, 2 to train" in other.stderr
+
+
 def test_a_bad_grid_is_one_line_and_leaves_no_sweep_folder(write_config, tmp_path):
     path = write_config(tiny_config())
     arguments = ["sweep", "-c", str(path), "--grid", "train.epcohs=1,2"]

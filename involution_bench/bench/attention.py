@@ -18,11 +18,8 @@ import tensorflow as tf
 
 from involution_bench.ops.article import article_attention
 from involution_bench.ops.involution import auto_implementation, involution
-from involution_bench.ops.local_attention import (
-    _compiled_softmax,
-    local_attention,
-    neighbourhood_logits,
-)
+from involution_bench.ops.local_attention import local_attention
+from involution_bench.ops.neighbourhood import _compiled_softmax, neighbourhood_logits
 
 FLOAT_BYTES = 4
 

@@ -167,12 +167,22 @@ def sweep(
         ),
     ] = None,
     runs_dir: RunsDir = Path("runs"),
+    done_in: Annotated[
+        Path | None,
+        typer.Option(
+            "--done-in",
+            metavar="DIR",
+            help="A copy of run folders (invbench export's, e.g. a committed results/): "
+            "members completed there are not trained again.",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Plain lines, no live display (for logs).")
     ] = False,
 ) -> None:
     """Train every combination of the grids into one sweep folder; run it again to go on."""
     from involution_bench.runs.sweep import (
+        copied_sweep,
         member_state,
         parse_shard,
         plan_sweep,
@@ -183,8 +193,9 @@ def sweep(
     chosen_shard = parse_shard(shard)
     plan = plan_sweep(config, grids or [], repeat, tuple(overrides or ()))  # every member checked
     folder = sweep_folder(plan, runs_dir, command=["invbench", *sys.argv[1:]])
+    copy = copied_sweep(done_in, plan) if done_in is not None and done_in.is_dir() else None
     states = [
-        (member, *member_state(folder, member))
+        (member, *member_state(folder, member, copy))
         for member in shard_members(plan.members, chosen_shard)
     ]
     counts = Counter(action for _, action, _ in states)

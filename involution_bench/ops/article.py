@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from involution_bench.ops.involution_layer import Involution
-from involution_bench.ops.local_attention import neighbourhood_mask
+from involution_bench.ops.neighbourhood import neighbourhood_mask
 
 
 def article_involution(

@@ -230,11 +230,24 @@ def member_run(folder: Path, member: Member) -> Path | None:
     return runs[-1] if runs else None
 
 
-def member_state(folder: Path, member: Member) -> tuple[str, Path | None]:
-    """What to do with a member: "train", "skip" (completed or still running),
-    "resume" (interrupted or died) or "failed" (left for a person to look at)."""
+def copied_sweep(root: Path, plan: SweepPlan) -> Path | None:
+    """The sweep's folder in a copy of run folders (`invbench export`'s, such as a
+    committed results/), found by the sweep's identity as `sweep_folder` finds it."""
+    for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
+        if _read_record(existing).get("identity") == plan.identity:
+            return existing.parent
+    return None
+
+
+def member_state(folder: Path, member: Member, copy: Path | None = None) -> tuple[str, Path | None]:
+    """What to do with a member: "train", "skip" (completed or still running, or
+    completed in `copy`, the sweep's exported copy), "resume" (interrupted or
+    died) or "failed" (left for a person to look at)."""
     run_dir = member_run(folder, member)
     if run_dir is None:
+        copied = member_run(copy, member) if copy is not None else None
+        if copied is not None and read_run(copied).status == "completed":
+            return "skip", copied  # trained on another machine; its results are kept
         return "train", None
     status = read_run(run_dir).status
     if status in ("completed", "running"):
