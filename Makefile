@@ -50,6 +50,7 @@ format: $(INSTALLED)
 docs: $(INSTALLED)
 	$(BIN)/python -m involution_bench.kinds docs/configs.md
 	$(BIN)/python -m involution_bench.analysis.published README.md docs/results.md
+	$(BIN)/python -m involution_bench.analysis.full_study results/full-study docs
 
 # Builds $(DATA_DIR)/cifar-10-python.tar.gz from the shared JPEG copy (once).
 data: $(INSTALLED)
@@ -141,7 +142,7 @@ full-study: $(INSTALLED)
 	for seed in $$(seq 1 $(FULL_SEEDS)); do \
 	  for config in $(FULL_CONFIGS); do \
 	    $(INVBENCH) sweep -c configs/$$config.yaml --shard $$seed/$(FULL_SEEDS) $(FULL_SET) || exit 1; \
-	    $(INVBENCH) export $(FULL_DIR) --to $(FULL_RESULTS) || exit 1; \
+	    $(INVBENCH) export $(FULL_DIR) --to $(FULL_RESULTS) --completed || exit 1; \
 	  done; \
 	done
 

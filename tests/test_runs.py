@@ -105,3 +105,15 @@ def test_export_copies_each_runs_small_files_and_compare_reads_them(tmp_path):
     assert strip == [
         {k: v for k, v in row.items() if k != "runs"} for row in json.loads(again.stdout)
     ]
+
+    # --completed leaves out a member still training.
+    running = next(sweep.glob("m01-*/*")) / "summary.json"
+    running.write_text(json.dumps({**json.loads(running.read_text()), "status": "running"}))
+    only = tmp_path / "only"
+    exported = runner.invoke(
+        app, ["export", str(tmp_path / "runs"), "--to", str(only), "--completed"]
+    )
+    assert exported.exit_code == 0, exported.output
+    members = sorted(p.parent.parent.name for p in only.rglob("summary.json"))
+    everyone = sorted(p.name for p in sweep.glob("m*"))
+    assert members == [name for name in everyone if name != running.parent.parent.name]

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from involution_bench.analysis import full_study
 from involution_bench.analysis.compare import comparison
 from involution_bench.analysis.measures import robustness_report
 from involution_bench.analysis.robustness import mean_std_text, measure_values, relative_mce
@@ -100,6 +101,9 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "robustness-article-pair": lambda root: robustness_table(
         load_rows(root / "protocol" / "held-out", "article-conv")
     ),
+    "full-study-progress": lambda root: full_study.progress_text(root / full_study.STUDY),
+    "full-study-accuracy": lambda root: full_study.accuracy_table(root / full_study.STUDY),
+    "full-study-robustness": lambda root: full_study.robustness_table(root / full_study.STUDY),
 }
 
 

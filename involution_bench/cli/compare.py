@@ -199,12 +199,15 @@ def compare(
 def export(
     runs: Annotated[Path, typer.Argument(help="A run folder, or a folder of runs.")],
     to: Annotated[Path, typer.Option("--to", metavar="DIR", help="Where the copies go.")],
+    completed: Annotated[
+        bool, typer.Option("--completed", help="Only completed runs (not running or stopped).")
+    ] = False,
 ) -> None:
     """Copy runs' small files (config, summary, history; sweep.yaml), no models, at the
     same relative paths: what results/ commits. `compare` reads the copies."""
     from involution_bench.runs.export import export_small_files
 
-    written = export_small_files(runs, to)
+    written = export_small_files(runs, to, completed_only=completed)
     typer.echo(f"wrote {len(written)} files under {to}", err=True)
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from involution_bench.runs.files import ROBUSTNESS_FILE, SMALL_FILES, SWEEP_FILE
-from involution_bench.runs.reader import find_runs
+from involution_bench.runs.reader import find_runs, read_run
 from involution_bench.runs.storage import ensure_root, write_atomic
 
 
-def export_small_files(source: Path, target: Path) -> list[Path]:
-    """Copy the small files of every run at or below `source` into `target`."""
+def export_small_files(source: Path, target: Path, completed_only: bool = False) -> list[Path]:
+    """Copy the small files of every run at or below `source` into `target` (only the
+    completed ones with `completed_only`: a study's results leave out what is still
+    training or stopped)."""
     runs = find_runs(source)
+    if completed_only:
+        runs = [run for run in runs if read_run(run, history=False).status == "completed"]
     base = source if source.is_dir() and runs != [source] else source.parent
     written = []
     sweeps = {run.parent.parent for run in runs if (run.parent.parent / SWEEP_FILE).is_file()}
