@@ -194,6 +194,8 @@ def test_members_completed_in_a_committed_copy_are_not_trained_again(
     assert "1 done or running, 0 to resume, 1 to train" in again.stderr
     (folder,) = fresh.glob("sweep-*")
     assert [run.parent.name for run in find_runs(folder)] == ["m00-learning_rate=0.01-seed=7"]
+    (copied,) = (tmp_path / "copy").glob("sweep-*")
+    assert folder.name == copied.name  # exported again, the new runs join the copy's folder
 
     # A different sweep (another repeat count) is not the copy's: it trains everything.
     other = runner.invoke(

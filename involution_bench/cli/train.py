@@ -192,8 +192,9 @@ def sweep(
 
     chosen_shard = parse_shard(shard)
     plan = plan_sweep(config, grids or [], repeat, tuple(overrides or ()))  # every member checked
-    folder = sweep_folder(plan, runs_dir, command=["invbench", *sys.argv[1:]])
     copy = copied_sweep(done_in, plan) if done_in is not None and done_in.is_dir() else None
+    command = ["invbench", *sys.argv[1:]]
+    folder = sweep_folder(plan, runs_dir, command, name=copy.name if copy else None)
     states = [
         (member, *member_state(folder, member, copy))
         for member in shard_members(plan.members, chosen_shard)

@@ -178,8 +178,12 @@ def shard_members(members: list[Member], shard: tuple[int, int] | None) -> list[
     return [member for member in members if member.index % count == index - 1]
 
 
-def sweep_folder(plan: SweepPlan, root: Path, command: list[str] | None = None) -> Path:
-    """This sweep's folder under `root`: found again by its identity, else created.
+def sweep_folder(
+    plan: SweepPlan, root: Path, command: list[str] | None = None, name: str | None = None
+) -> Path:
+    """This sweep's folder under `root`: found again by its identity, else created
+    (named `name` when given and free: a committed copy's name, so that the runs
+    trained on another machine join the copy's folder when exported).
 
     Shards that start at once agree on one folder: the search and the
     creation happen under a lock file in `root`.
@@ -190,7 +194,7 @@ def sweep_folder(plan: SweepPlan, root: Path, command: list[str] | None = None) 
         for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
             if _read_record(existing).get("identity") == plan.identity:
                 return existing.parent
-        folder = root / f"sweep-{timestamp()}-{plan.name}"
+        folder = root / (name or f"sweep-{timestamp()}-{plan.name}")
         suffix = 1
         while folder.exists():
             suffix += 1
