@@ -12,11 +12,7 @@ import tensorflow as tf
 
 from involution_bench.ops import LocalSelfAttention
 from involution_bench.ops.native import native_ops
-from involution_bench.ops.neighbourhood import (
-    _masked_softmax,
-    neighbourhood_logits,
-    neighbourhood_softmax,
-)
+from involution_bench.ops.neighbourhood import neighbourhood_logits, neighbourhood_softmax
 
 IMPLEMENTATIONS = ["slices"] + (["native"] if native_ops() is not None else [])
 
@@ -160,49 +156,38 @@ def test_both_logit_implementations_agree_with_gradients():
 @pytest.mark.parametrize(
     ("shape", "kernel_size", "heads"),
     [
-        ((2, 9, 7, 8), 7, 1),  # the kernel wider than the image's half
-        ((2, 6, 11, 24), 7, 3),
-        ((1, 5, 5, 20), 3, 5),
-        ((1, 4, 6, 14), 5, 7),  # a head count the kernel knows only at run time
+        ((2, 9, 7, 8), 7, 1),
+        ((2, 6, 19, 24), 7, 3),  # wider than a block of columns
+        ((1, 5, 3, 20), 3, 5),  # narrower than the narrowest block
+        ((1, 4, 6, 14), 5, 7),
     ],
 )
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_the_native_softmax_matches_the_plain_form(shape, kernel_size, heads, dtype):
-    # The native position term, scale, mask and softmax (with its own exp)
-    # against the TensorFlow form, on the same content logits, with the
-    # gradients of the logits, the queries and the position embedding.
-    rng = np.random.default_rng(9)
+def test_the_native_weights_match_the_slices_in_float64(shape, kernel_size, heads, dtype):
+    # The one-op weights (logits kernel + softmax epilogue) and their gradients
+    # for the queries, keys and embedding, against the slices path in float64.
+    rng = np.random.default_rng(11)
     depth = shape[-1] // heads
-    content = tf.constant(rng.normal(size=(*shape[:3], kernel_size**2, heads)) * 3, dtype)
-    queries = tf.constant(rng.normal(size=shape), dtype)
+    queries, keys = (tf.constant(rng.normal(size=shape), dtype) for _ in range(2))
     relative = tf.constant(rng.normal(size=(kernel_size**2, depth)), dtype)
-    upstream = tf.constant(rng.normal(size=content.shape), dtype)
-    library = native_ops()
+    upstream = rng.normal(size=(*shape[:3], kernel_size**2, heads))
 
-    def run(softmax):
+    def run(implementation, cast):
+        q, k, r = (tf.cast(v, cast) for v in (queries, keys, relative))
         with tf.GradientTape() as tape:
-            tape.watch([content, queries, relative])
-            weights = softmax(content, queries, relative)
-            loss = tf.reduce_sum(tf.cast(weights, tf.float32) * tf.cast(upstream, tf.float32))
-        grads = tape.gradient(loss, [content, queries, relative])
-        return [np.asarray(tf.cast(v, tf.float32)) for v in [weights, *grads]]
-
-    def native(c, q, r):
-        from involution_bench.ops.neighbourhood import _native_softmax
-
-        return _native_softmax(library, c, q, r, kernel_size)
-
-    def plain(c, q, r):  # the XLA form the slices path runs, in float64
-        wide = [tf.cast(v, tf.float64) for v in (c, q, r)]
-        return _masked_softmax(*wide, kernel_size, heads)
+            tape.watch([q, k, r])
+            weights = neighbourhood_softmax(q, k, kernel_size, heads, r, implementation)
+            loss = tf.reduce_sum(tf.cast(weights, tf.float64) * upstream)
+        grads = tape.gradient(loss, [q, k, r])
+        return [np.asarray(tf.cast(v, tf.float64)) for v in [weights, *grads]]
 
     tolerance = {"float32": 3e-6, "bfloat16": 1e-2}[dtype]
-    names = ["weights", "content gradient", "query gradient", "embedding gradient"]
-    for name, actual, expected in zip(names, run(native), run(plain), strict=True):
+    names = ["weights", "query gradient", "key gradient", "embedding gradient"]
+    for name, actual, expected in zip(
+        names, run("native", dtype), run("slices", tf.float64), strict=True
+    ):
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(actual, expected, atol=tolerance * scale, err_msg=name)
-    weights = run(native)[0]
-    np.testing.assert_allclose(weights.sum(axis=3), 1.0, atol=tolerance)
 
 
 @pytest.mark.skipif(len(IMPLEMENTATIONS) < 2, reason="the native kernel is not available")

@@ -126,39 +126,42 @@ def neighbourhood_softmax(
     queries = tf.convert_to_tensor(queries)
     if implementation == "auto":
         implementation = auto_implementation(queries.dtype, queries.shape[-1] // heads, kernel_size)
-    content = neighbourhood_logits(queries, keys, kernel_size, heads, implementation)
     if implementation == "native":
         if relative is None:
             relative = tf.zeros([kernel_size**2, queries.shape[-1] // heads], queries.dtype)
         library = require_native()
         return in_native_dtype(
-            lambda c, q, r: _native_softmax(library, c, q, r, kernel_size),
-            content,
+            lambda q, k, r: _native_weights(library, q, k, r, kernel_size, heads),
             queries,
+            tf.cast(keys, queries.dtype),
             tf.cast(relative, queries.dtype),
         )
+    content = neighbourhood_logits(queries, keys, kernel_size, heads, implementation)
     return _compiled_softmax(content, queries, relative, kernel_size, heads)
 
 
-def _native_softmax(library, content, queries, relative, kernel_size):
-    """The position term, scale, mask and softmax in one native pass each way
-    (ops/native/attention_kernels.h): in TensorFlow's kernels, or XLA's, they
-    took 3x the time of the attention's two involution kernels together."""
+def _native_weights(library, queries, keys, relative, kernel_size, heads):
+    """The weights in one native op: the logits kernel with the position term, scale,
+    mask and softmax as the epilogue of each block, so the logits never reach
+    memory. Backward: the softmax's gradient op, then the logits' gradients (the
+    involution forward pass for the queries, its input gradient for the keys)."""
+    attrs = {"kernel_size": kernel_size, "stride": 1, "groups": heads}
 
     @tf.custom_gradient
-    def op(content, queries, relative):
-        weights = library.invbench_neighbourhood_softmax(
-            content, queries, relative, kernel_size=kernel_size
-        )
+    def op(queries, keys, relative):
+        weights = library.invbench_attention_weights(queries, keys, relative, **attrs)
 
         def gradient(upstream):
-            return library.invbench_neighbourhood_softmax_grad(
+            content, query_part, relative_grad = library.invbench_neighbourhood_softmax_grad(
                 weights, upstream, queries, relative, kernel_size=kernel_size
             )
+            query_grad = library.invbench_involution(keys, content, **attrs) + query_part
+            key_grad = library.invbench_involution_input_grad(queries, content, keys, **attrs)
+            return query_grad, key_grad, relative_grad
 
         return weights, gradient
 
-    return op(content, queries, relative)
+    return op(queries, keys, relative)
 
 
 def _masked_softmax(content, queries, relative, kernel_size, heads):

@@ -5,7 +5,8 @@
 // kernel gradient with each width of block. Built by
 // tests/test_native.py with each instruction-set level's flags, so the
 // vector paths a CPU without AVX-512 takes are checked on any machine.
-// Also attention's softmax, forward and backward, for 1, 3, 5 and 7 heads.
+// Also attention's weights in one pass (the kernel gradient with the softmax
+// epilogue) and the softmax's gradient, for 1 to 7 heads.
 // Prints "bad cases: N" and exits non-zero when N > 0.
 
 #include <cmath>
@@ -122,8 +123,8 @@ bool Check(const Geometry& g) {
   return true;
 }
 
-// Attention's softmax, forward and backward, against double loops over the
-// taps inside the image; heads 0 runs the run-time head count's path.
+// Attention's softmax gradient against double loops over the taps inside the
+// image, from the exact weights; heads 0 runs the run-time head count's path.
 template <int64_t G>
 bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width) {
   invbench::SoftmaxGeometry g{2, 6, width, kernel_size, heads, depth};
@@ -169,11 +170,9 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
       }
     }
   }
-  std::vector<float> w(content.size()), dc(content.size()), dq(queries.size());
+  std::vector<float> w(w_ref.begin(), w_ref.end()), dc(content.size()), dq(queries.size());
   std::vector<float> dr_transposed(depth * invbench::PaddedTaps<float>(g));
   const int64_t rows = g.batch * g.height;
-  invbench::SoftmaxRows<float, G>(g, content.data(), queries.data(), relative.data(), w.data(), 0,
-                                  rows);
   invbench::SoftmaxGradRows<float, G>(g, w.data(), upstream.data(), queries.data(),
                                       relative.data(), dc.data(), dq.data(),
                                       dr_transposed.data(), 0, rows);
@@ -183,19 +182,80 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
       dr[t * depth + d] = dr_transposed[d * invbench::PaddedTaps<float>(g) + t];
     }
   }
-  const double errors[] = {MaxDifference(w, w_ref), MaxDifference(dc, dc_ref),
-                           MaxDifference(dq, dq_ref), MaxDifference(dr, dr_ref) / 100};
-  // Weights are at most 1 (float32 keeps 1e-7); the gradients sum up to 49 terms of ~10.
-  const double tolerances[] = {1e-5, 1e-4, 1e-4, 1e-4};
-  for (int n = 0; n < 4; ++n) {
-    if (!(errors[n] <= tolerances[n])) {
-      std::printf("softmax: %lld heads of %lld, K=%lld, width %lld: errors %g %g %g %g\n",
+  // The gradients sum up to 49 terms of ~10; float32 keeps about 1e-6 of them.
+  const double errors[] = {MaxDifference(dc, dc_ref), MaxDifference(dq, dq_ref),
+                           MaxDifference(dr, dr_ref) / 100};
+  for (double error : errors) {
+    if (!(error <= 1e-4)) {
+      std::printf("softmax gradient: %lld heads of %lld, K=%lld, width %lld: errors %g %g %g\n",
                   (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
-                  errors[0], errors[1], errors[2], errors[3]);
+                  errors[0], errors[1], errors[2]);
       return false;
     }
   }
   return true;
+}
+
+// The weights in one pass (the kernel gradient with the softmax epilogue),
+// with each width of block, against double loops: logits q . (k + r),
+// scaled, masked and normalized over the taps inside the image.
+bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width) {
+  const Geometry g = MakeGeometry(1, heads, depth, kernel_size, width);
+  const invbench::SoftmaxGeometry s{g.batch, g.height, g.width, kernel_size, heads, depth};
+  const int64_t taps = g.taps(), pad = kernel_size / 2;
+  std::vector<float> q(g.batch * g.height * g.width * g.channels), k(q.size());
+  std::vector<float> relative(taps * depth);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (auto* values : {&q, &k, &relative}) {
+    for (float& value : *values) value = normal(rng);
+  }
+  std::vector<double> expected(g.batch * g.height * g.width * taps * heads, 0.0);
+  for (int64_t p = 0; p < g.batch * g.height * g.width; ++p) {
+    const int64_t b = p / (g.height * width), i = p / width % g.height, j = p % width;
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> z(taps, -INFINITY);
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t row = i + t / kernel_size - pad, col = j + t % kernel_size - pad;
+        if (row < 0 || row >= g.height || col < 0 || col >= width) continue;
+        const int64_t pixel = (b * g.height + row) * width + col;
+        double logit = 0;
+        for (int64_t d = 0; d < depth; ++d) {
+          const int64_t c = h * depth + d;
+          logit += double(q[p * g.channels + c]) *
+                   (double(k[pixel * g.channels + c]) + relative[t * depth + d]);
+        }
+        z[t] = logit / std::sqrt(double(depth));
+      }
+      const double top = *std::max_element(z.begin(), z.end());
+      double total = 0;
+      for (double& value : z) total += value = std::exp(value - top);
+      for (int64_t t = 0; t < taps; ++t) expected[(p * taps + t) * heads + h] = z[t] / total;
+    }
+  }
+  const invbench::SoftmaxEpilogue<float> epilogue{s, relative.data(),
+                                                  1.0f / std::sqrt(float(depth))};
+  invbench::KernelGradScratch<float> scratch;
+  bool good = true;
+  auto check = [&](auto columns) {
+    std::vector<float> weights(expected.size());
+    for (int64_t b = 0; b < g.batch; ++b) {
+      invbench::KernelGradImage<float, 0, decltype(columns)::value>(g, q.data(), k.data(),
+                                                                    weights.data(), b, scratch,
+                                                                    epilogue);
+    }
+    const double error = MaxDifference(weights, expected);
+    if (!(error <= 1e-5)) {
+      std::printf("weights: %lld heads of %lld, K=%lld, width %lld, %lld columns: error %g\n",
+                  (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
+                  (long long)decltype(columns)::value, error);
+      good = false;
+    }
+  };
+  check(std::integral_constant<int64_t, 4>());
+  check(std::integral_constant<int64_t, 8>());
+  check(std::integral_constant<int64_t, invbench::kColumns>());
+  return good;
 }
 
 }  // namespace
@@ -219,6 +279,9 @@ int main() {
       bad += !CheckSoftmax<3>(3, 8, kernel_size, width);
       bad += !CheckSoftmax<5>(5, 3, kernel_size, width);
       bad += !CheckSoftmax<0>(7, 2, kernel_size, width);
+      bad += !CheckAttentionWeights(1, 8, kernel_size, width);
+      bad += !CheckAttentionWeights(3, 4, kernel_size, width);
+      bad += !CheckAttentionWeights(2, 3, kernel_size, width + 14);
     }
   }
   std::printf("bad cases: %d\n", bad);

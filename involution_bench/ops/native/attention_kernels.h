@@ -1,25 +1,26 @@
-// Local self-attention's softmax on raw NHWC buffers, forward and backward,
-// free of TensorFlow (involution_ops.cc wraps them as ops). The content
-// logits come from the involution kernel gradient; this adds the rest of
-// the weights in one pass per position:
+// Local self-attention's weights on raw NHWC buffers, forward and backward,
+// free of TensorFlow (involution_ops.cc wraps them as ops):
 //
-//   z[t, g]       = (content[t, g] + sum_d q[g*D + d] * r[t, d]) / sqrt(D)
+//   z[t, g]       = sum_d q[g*D + d] * (k[neighbour t, g*D + d] + r[t, d]) / sqrt(D)
 //   weights[t, g] = softmax over the taps t inside the image of z[., g]
 //                   (0 for taps outside it)
 //
 // with t = u*K + v the taps of a K x K neighbourhood (stride 1, "SAME"
 // padding), G heads of D channels, and r the (K*K, D) position embedding the
-// heads share. The gradient, for upstream dw:
+// heads share. The content logits q . k are the involution kernel
+// gradient's sums (queries as its upstream); forward, the rest runs as that
+// kernel's epilogue on each block of output columns (SoftmaxEpilogue), each
+// column in a vector lane, so the logits never reach memory. The gradient,
+// for upstream dw (SoftmaxGradRows), one pass per position:
 //
 //   dz[t, g]  = w[t, g] * (dw[t, g] - sum_t' w[t', g] * dw[t', g]) / sqrt(D)
-//   dcontent  = dz
+//   dcontent  = dz  (then the logits' gradients: involution kernels)
 //   dq[g*D+d] = sum_t dz[t, g] * r[t, d]
 //   dr[t, d]  = sum over positions and heads of dz[t, g] * q[g*D + d]
 //
-// Each position works on its values transposed to one row of taps per head,
-// padded to whole vectors, so the position term, the exponentials and the
-// sums run over the taps in vector registers. TensorFlow's kernels (or XLA)
-// took several passes over the (B, H, W, K*K, G) logits for this and a
+// The gradient works on each position's values transposed to one row of
+// taps per head, padded to whole vectors. TensorFlow's kernels (or XLA) took
+// several passes over the (B, H, W, K*K, G) logits for all this and a
 // transpose for the softmax over a middle axis: 3x the attention's two
 // involution kernels together, measured on the EPYC.
 
@@ -78,48 +79,11 @@ inline typename Vector<float, Bytes>::type ExpNonPositive(typename Vector<float,
   return underflows ? V{} : result;
 }
 
-// exp over count values (a multiple of the vector width) in place.
-template <typename A>
-inline void ExpInPlace(A* values, int64_t count) {
-  if constexpr (std::is_same_v<A, float>) {
-    using V = typename Vector<float>::type;
-    for (int64_t i = 0; i < count; i += Vector<float>::kLanes) {
-      V v;
-      std::memcpy(&v, values + i, sizeof(v));
-      v = ExpNonPositive<kVectorBytes>(v);
-      std::memcpy(values + i, &v, sizeof(v));
-    }
-  } else {
-    for (int64_t i = 0; i < count; ++i) values[i] = std::exp(values[i]);  // float64: exact
-  }
-}
-
 // The taps of a position padded to whole vectors of A: every per-head row
-// of the transposed values holds this many, the padding masked.
+// of the gradient's transposed values holds this many (zero in the padding).
 template <typename A>
 inline int64_t PaddedTaps(const SoftmaxGeometry& g) {
   return RoundUp(g.taps(), Vector<A>::kLanes);
-}
-
-// Sets the logits of taps outside the image (and of the padding) to the mask.
-template <typename A>
-inline void MaskOutside(const SoftmaxGeometry& g, int64_t i, int64_t j, A* rows, int64_t padded) {
-  const int64_t pad = g.kernel_size / 2, k = g.kernel_size;
-  const TapRange r = ForwardTaps(i, 1, pad, g.height, k);
-  const TapRange c = ForwardTaps(j, 1, pad, g.width, k);
-  const bool interior = r.first == 0 && r.last == k && c.first == 0 && c.last == k;
-  for (int64_t h = 0; h < g.heads; ++h) {
-    A* row = rows + h * padded;
-    if (!interior) {
-      for (int64_t u = 0; u < k; ++u) {
-        const bool row_inside = u >= r.first && u < r.last;
-        for (int64_t v = 0; v < k; ++v) {
-          if (!row_inside || v < c.first || v >= c.last) row[u * k + v] = kMaskedLogit<A>;
-        }
-      }
-    }
-    for (int64_t t = g.taps(); t < padded; ++t) row[t] = kMaskedLogit<A>;
-  }
 }
 
 // What every position reads of the embedding: transposed, r_t[d * padded + t]
@@ -198,79 +162,6 @@ inline A HorizontalSum(const typename Vector<A>::type& v) {
   return sum;
 }
 
-// Forward pass over rows [begin, end) of positions (a row is one (b, i)),
-// G the head count as for LoadHeadRows.
-template <typename T, int64_t G>
-void SoftmaxRows(const SoftmaxGeometry& g, const T* content, const T* queries, const T* relative,
-                 T* weights, int64_t begin, int64_t end) {
-  using A = Acc<T>;
-  using V = typename Vector<A>::type;
-  constexpr int64_t L = Vector<A>::kLanes;
-  const SoftmaxPlan<A> plan(g, relative);
-  const int64_t heads = G ? G : g.heads, depth = g.depth;
-  const int64_t padded = plan.padded, vectors = plan.vectors;
-  const std::vector<A>& embedding = plan.embedding;
-  const A scale = plan.scale;
-  std::vector<A> rows(g.heads * padded);
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t i = row % g.height;
-    for (int64_t j = 0; j < g.width; ++j) {
-      const int64_t position = row * g.width + j;
-      LoadHeadRows<G>(g, content + position * g.taps() * g.heads, rows.data(), padded);
-      const T* q = queries + position * g.channels();
-      for (int64_t h = 0; h < heads; ++h) {
-        A* z = rows.data() + h * padded;
-        for (int64_t n = 0; n < vectors; ++n) {
-          V sum;
-          std::memcpy(&sum, z + n * L, sizeof(sum));
-          for (int64_t d = 0; d < depth; ++d) {
-            V r;
-            std::memcpy(&r, embedding.data() + d * padded + n * L, sizeof(r));
-            sum += r * Widen<A>(q[h * depth + d]);
-          }
-          sum *= scale;
-          std::memcpy(z + n * L, &sum, sizeof(sum));
-        }
-      }
-      MaskOutside(g, i, j, rows.data(), padded);
-      for (int64_t h = 0; h < heads; ++h) {
-        A* z = rows.data() + h * padded;
-        // In whole vectors: a scalar running maximum waits on each compare.
-        V top;
-        std::memcpy(&top, z, sizeof(top));
-        for (int64_t n = 1; n < vectors; ++n) {
-          V v;
-          std::memcpy(&v, z + n * L, sizeof(v));
-          top = v > top ? v : top;
-        }
-        A largest = top[0];
-        for (int64_t lane = 1; lane < L; ++lane) largest = std::max(largest, A(top[lane]));
-        V total{};
-        for (int64_t n = 0; n < vectors; ++n) {
-          V v;
-          std::memcpy(&v, z + n * L, sizeof(v));
-          v -= largest;
-          std::memcpy(z + n * L, &v, sizeof(v));
-        }
-        ExpInPlace(z, padded);
-        for (int64_t n = 0; n < vectors; ++n) {
-          V e;
-          std::memcpy(&e, z + n * L, sizeof(e));
-          total += e;
-        }
-        const A inverse = A(1) / HorizontalSum<A>(total);
-        for (int64_t n = 0; n < vectors; ++n) {
-          V v;
-          std::memcpy(&v, z + n * L, sizeof(v));
-          v *= inverse;
-          std::memcpy(z + n * L, &v, sizeof(v));
-        }
-      }
-      StoreHeadRows<G>(g, rows.data(), padded, weights + position * g.taps() * g.heads);
-    }
-  }
-}
-
 // Backward pass over rows [begin, end): writes dcontent and dqueries for
 // those positions and adds their share of the embedding's gradient into
 // embedding_grad (transposed as TransposedEmbedding, in A).
@@ -334,6 +225,81 @@ void SoftmaxGradRows(const SoftmaxGeometry& g, const T* weights, const T* upstre
     }
   }
 }
+
+// exp over COLS values in place (x <= 0, as ExpNonPositive), in one vector
+// register of COLS floats; float64 by std::exp.
+template <int64_t COLS, typename A>
+inline void ExpColumns(A* values) {
+  if constexpr (std::is_same_v<A, float>) {
+    constexpr int64_t kBytes = COLS * int64_t(sizeof(float));
+    typename Vector<float, kBytes>::type v;
+    std::memcpy(&v, values, sizeof(v));
+    v = ExpNonPositive<kBytes>(v);
+    std::memcpy(values, &v, sizeof(v));
+  } else {
+    for (int64_t jj = 0; jj < COLS; ++jj) values[jj] = std::exp(values[jj]);
+  }
+}
+
+// The forward softmax fused into the logits kernel, as its epilogue
+// (KernelGradImage): on a finished block of COLS output columns j0, ... of
+// row i, whose rows of taps hold the content logits, block[(t * heads + h)
+// * COLS + jj], it adds the position term (the queries are the kernel's
+// upstream, channel-major), scales, masks and takes the softmax over t,
+// each column in its own lane: no transposes and no pass over memory of
+// its own. (The block is stored as the weights after it.)
+template <typename A>
+struct SoftmaxEpilogue {
+  const SoftmaxGeometry& g;
+  const A* relative;  // (K*K, D), widened
+  A scale;
+
+  template <int64_t COLS>
+  void operator()(A* block, const A* queries, int64_t stride, int64_t i, int64_t j0) const {
+    const int64_t k = g.kernel_size, pad = k / 2, taps = g.taps(), heads = g.heads;
+    const int64_t depth = g.depth;
+    for (int64_t h = 0; h < heads; ++h) {
+      A top[COLS];
+      std::fill(top, top + COLS, kMaskedLogit<A>);
+      for (int64_t t = 0; t < taps; ++t) {
+        A* row = block + (t * heads + h) * COLS;
+        const int64_t source_row = i + t / k - pad, shift = t % k - pad;
+        const bool row_inside = source_row >= 0 && source_row < g.height;
+        A position[COLS] = {};
+        for (int64_t d = 0; d < depth; ++d) {
+          const A r = relative[t * depth + d];
+          const A* q = queries + (h * depth + d) * stride + j0;
+#pragma omp simd
+          for (int64_t jj = 0; jj < COLS; ++jj) position[jj] += q[jj] * r;
+        }
+#pragma omp simd
+        for (int64_t jj = 0; jj < COLS; ++jj) {
+          const int64_t column = j0 + jj + shift;
+          const bool inside = row_inside && column >= 0 && column < g.width;
+          const A logit = inside ? (row[jj] + position[jj]) * scale : kMaskedLogit<A>;
+          row[jj] = logit;
+          top[jj] = std::max(top[jj], logit);
+        }
+      }
+      A total[COLS] = {};
+      for (int64_t t = 0; t < taps; ++t) {
+        A* row = block + (t * heads + h) * COLS;
+#pragma omp simd
+        for (int64_t jj = 0; jj < COLS; ++jj) row[jj] -= top[jj];
+        ExpColumns<COLS>(row);
+#pragma omp simd
+        for (int64_t jj = 0; jj < COLS; ++jj) total[jj] += row[jj];
+      }
+      A inverse[COLS];
+      for (int64_t jj = 0; jj < COLS; ++jj) inverse[jj] = A(1) / total[jj];
+      for (int64_t t = 0; t < taps; ++t) {
+        A* row = block + (t * heads + h) * COLS;
+#pragma omp simd
+        for (int64_t jj = 0; jj < COLS; ++jj) row[jj] *= inverse[jj];
+      }
+    }
+  }
+};
 
 // Rows per share of the embedding's gradient: shares are fixed by the
 // shape, not by the threads, and summed in order, so every run gives the

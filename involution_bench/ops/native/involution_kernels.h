@@ -522,9 +522,17 @@ struct KernelGradScratch {
 
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
 // while copied, so the inner loop is the float one.
-template <typename T, int64_t K, int64_t COLS = kColumns>
+// What KernelGradImage does to each finished block before storing it: by
+// default nothing. Local attention's weights run their softmax here
+// (attention_kernels.h), on the block's rows of taps, across its columns.
+struct NoEpilogue {
+  template <int64_t COLS, typename A>
+  void operator()(A*, const A*, int64_t, int64_t, int64_t) const {}
+};
+
+template <typename T, int64_t K, int64_t COLS = kColumns, typename Epilogue = NoEpilogue>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     KernelGradScratch<T>& scratch) {
+                     KernelGradScratch<T>& scratch, const Epilogue& epilogue = Epilogue()) {
   using A = Acc<T>;
   std::vector<A>& planes = scratch.planes;
   std::vector<A>& upstream = scratch.upstream;
@@ -618,6 +626,9 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       // bytes apart, mostly across cache-line boundaries, which in the output
       // would cost two line fills per store; the copy out is one sequential run.
       const int64_t width = std::min(COLS, ow - j0);
+      // The block's upstream values, channel c at c * padded_ow, and its place.
+      epilogue.template operator()<COLS>(block, upstream.data() + i * channels * padded_ow,
+                                         padded_ow, i, j0);
       StoreTransposed<COLS>(block, count, width, staging);
       std::memcpy(dk + ((b * oh + i) * ow + j0) * count, staging, width * count * sizeof(T));
     }

@@ -190,6 +190,55 @@ class InvolutionGradOp : public InvolutionBase {
   }
 };
 
+// Local attention's weights in one pass (inputs queries, keys (B, H, W, C)
+// and relative (K*K, D); attributes kernel_size, stride 1, groups = heads):
+// the logits kernel (the involution kernel gradient, queries as its
+// upstream) with the softmax as the epilogue of each block.
+template <typename T>
+class AttentionWeightsOp : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& queries = context->input(0);
+    const Tensor& keys = context->input(1);
+    const Tensor& relative = context->input(2);
+    OP_REQUIRES(context, stride_ == 1 && kernel_size_ % 2 == 1,
+                InvalidArgument("attention weights take stride 1 and an odd kernel_size"));
+    Geometry g;
+    PrepareGradient(context, queries, keys, nullptr, &g);
+    if (!context->status().ok()) return;
+    const invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
+                                            g.groups,       g.group_channels};
+    OP_REQUIRES(context, relative.shape() == TensorShape({g.taps(), g.group_channels}),
+                InvalidArgument("relative must be (K*K, D), got ", relative.shape().DebugString()));
+    Tensor* result = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, KernelShape(g), &result));
+    using A = Acc<T>;
+    std::vector<A> embedding(relative.NumElements());
+    for (int64_t n = 0; n < relative.NumElements(); ++n) {
+      embedding[n] = invbench::Widen<A>(relative.flat<T>().data()[n]);
+    }
+    const invbench::SoftmaxEpilogue<A> epilogue{softmax, embedding.data(),
+                                                A(1) / std::sqrt(A(g.group_channels))};
+    const T* q = queries.flat<T>().data();
+    const T* k = keys.flat<T>().data();
+    T* out = result->flat<T>().data();
+    const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
+    WithKernelSize(g.kernel_size, [&](auto size) {
+      WithColumns(g.out_width, [&](auto columns) {
+        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
+          invbench::KernelGradScratch<T> scratch;
+          for (int64_t b = begin; b < end; ++b) {
+            KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(
+                g, q, k, out, b, scratch, epilogue);
+          }
+        });
+      });
+    });
+  }
+};
+
 // Local attention's softmax (attention_kernels.h): inputs content (B, H, W,
 // K*K, G), queries (B, H, W, G*D) and relative (K*K, D).
 class SoftmaxBase : public OpKernel {
@@ -233,33 +282,6 @@ class SoftmaxBase : public OpKernel {
   }
 
   int kernel_size_ = 0;
-};
-
-template <typename T>
-class NeighbourhoodSoftmaxOp : public SoftmaxBase {
- public:
-  using SoftmaxBase::SoftmaxBase;
-
-  void Compute(OpKernelContext* context) override {
-    const Tensor& logits = context->input(0);
-    const Tensor& queries = context->input(1);
-    const Tensor& relative = context->input(2);
-    invbench::SoftmaxGeometry g;
-    Prepare(context, logits, queries, relative, &g);
-    if (!context->status().ok()) return;
-    Tensor* weights = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, logits.shape(), &weights));
-    const T* content = logits.flat<T>().data();
-    const T* q = queries.flat<T>().data();
-    const T* r = relative.flat<T>().data();
-    T* out = weights->flat<T>().data();
-    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
-    invbench::WithHeads(g.heads, [&](auto heads) {
-      workers->ParallelFor(g.batch * g.height, RowCost(g), [&](int64_t begin, int64_t end) {
-        invbench::SoftmaxRows<T, decltype(heads)::value>(g, content, q, r, out, begin, end);
-      });
-    });
-  }
 };
 
 template <typename T>
@@ -375,14 +397,28 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
       return tensorflow::OkStatus();
     });
 
-REGISTER_OP("InvbenchNeighbourhoodSoftmax")
-    .Input("logits: T")
+REGISTER_OP("InvbenchAttentionWeights")
     .Input("queries: T")
+    .Input("keys: T")
     .Input("relative: T")
     .Output("weights: T")
     .Attr("T: {float, double, bfloat16}")
     .Attr("kernel_size: int")
-    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 0); });
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) {
+      tensorflow::shape_inference::ShapeHandle queries;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 4, &queries));
+      int kernel_size = 0, groups = 0;
+      TF_RETURN_IF_ERROR(context->GetAttr("kernel_size", &kernel_size));
+      TF_RETURN_IF_ERROR(context->GetAttr("groups", &groups));
+      context->set_output(0, context->MakeShape({context->Dim(queries, 0),
+                                                 context->Dim(queries, 1),
+                                                 context->Dim(queries, 2),
+                                                 context->MakeDim(kernel_size * kernel_size),
+                                                 context->MakeDim(groups)}));
+      return tensorflow::OkStatus();
+    });
 
 REGISTER_OP("InvbenchNeighbourhoodSoftmaxGrad")
     .Input("weights: T")
@@ -411,8 +447,8 @@ REGISTER_OP("InvbenchNeighbourhoodSoftmaxGrad")
       Name("InvbenchInvolutionKernelGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
       InvolutionGradOp<T, false>);                                                             \
   REGISTER_KERNEL_BUILDER(                                                                     \
-      Name("InvbenchNeighbourhoodSoftmax").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
-      NeighbourhoodSoftmaxOp<T>);                                                              \
+      Name("InvbenchAttentionWeights").Device(DEVICE_CPU).TypeConstraint<T>("T"),             \
+      AttentionWeightsOp<T>);                                                                  \
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchNeighbourhoodSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
       NeighbourhoodSoftmaxGradOp<T>);
