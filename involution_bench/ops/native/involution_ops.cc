@@ -111,6 +111,25 @@ class InvolutionBase : public OpKernel {
     workers->ParallelFor(rows, cost_per_row, body);
   }
 
+  // The kernel gradient of every image (`epilogue` applied to each block),
+  // one image per task: its channel-major copies are made once and reused.
+  template <typename T, typename Epilogue = invbench::NoEpilogue>
+  void KernelGradImages(OpKernelContext* context, const Geometry& g, const T* dy, const T* x,
+                        T* out, const Epilogue& epilogue = Epilogue()) {
+    const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
+    WithKernelSize(g.kernel_size, [&](auto size) {
+      WithColumns(g.out_width, [&](auto columns) {
+        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
+          invbench::KernelGradScratch<T> scratch;
+          for (int64_t b = begin; b < end; ++b) {
+            KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(
+                g, dy, x, out, b, scratch, epilogue);
+          }
+        });
+      });
+    });
+  }
+
   int kernel_size_ = 0;
   int stride_ = 0;
   int groups_ = 0;
@@ -173,19 +192,7 @@ class InvolutionGradOp : public InvolutionBase {
         });
       });
     } else {
-      // One image per task: its channel-major copies are made once and reused.
-      const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
-      WithKernelSize(g.kernel_size, [&](auto size) {
-        WithColumns(g.out_width, [&](auto columns) {
-          ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-            invbench::KernelGradScratch<T> scratch;
-            for (int64_t b = begin; b < end; ++b) {
-              KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(g, dy, other, out,
-                                                                                  b, scratch);
-            }
-          });
-        });
-      });
+      KernelGradImages(context, g, dy, other, out);
     }
   }
 };
@@ -224,18 +231,7 @@ class AttentionWeightsOp : public InvolutionBase {
     const T* q = queries.flat<T>().data();
     const T* k = keys.flat<T>().data();
     T* out = result->flat<T>().data();
-    const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
-    WithKernelSize(g.kernel_size, [&](auto size) {
-      WithColumns(g.out_width, [&](auto columns) {
-        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
-          invbench::KernelGradScratch<T> scratch;
-          for (int64_t b = begin; b < end; ++b) {
-            KernelGradImage<T, decltype(size)::value, decltype(columns)::value>(
-                g, q, k, out, b, scratch, epilogue);
-          }
-        });
-      });
-    });
+    KernelGradImages(context, g, q, k, out, epilogue);
   }
 };
 
