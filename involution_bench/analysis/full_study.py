@@ -30,9 +30,15 @@ from matplotlib.figure import Figure
 
 from involution_bench.analysis.compare import comparison
 from involution_bench.analysis.plots import save_figure
-from involution_bench.analysis.robustness import mean_std_text, measure_values, relative_mce
+from involution_bench.analysis.robustness import (
+    mean_std_text,
+    measure_values,
+    relative_mce,
+    welch_text,
+)
 from involution_bench.analysis.rows import Row, metric_value
-from involution_bench.analysis.stats import mean_interval, welch_difference
+from involution_bench.analysis.stats import mean_interval
+from involution_bench.analysis.tables import markdown_lines
 from involution_bench.runs import find_runs, read_run
 
 STUDY = "full-study"
@@ -88,20 +94,6 @@ def train_seconds_per_epoch(row: Row) -> float:
     return statistics.fmean(statistics.fmean(run.history["train_seconds"]) for run in row.runs)
 
 
-def _table(lines: list[list[str]]) -> str:
-    return "".join("| " + " | ".join(line) + " |\n" for line in lines)
-
-
-def _versus_text(values: list[float], base: list[float], digits: int = 4) -> tuple[str, str]:
-    if len(values) < 2 or len(base) < 2:
-        return "-", "-"
-    d = welch_difference(values, base)
-    spec = f"+.{digits}f"
-    if d.low is None or d.p_value is None:  # no spread on either side: no interval
-        return f"{d.difference:{spec}}", "-"
-    return f"{d.difference:{spec}} [{d.low:{spec}}, {d.high:{spec}}]", f"{d.p_value:.2g}"
-
-
 def accuracy_table(root: Path) -> str:
     lines = [
         [
@@ -118,15 +110,16 @@ def accuracy_table(root: Path) -> str:
         ],
         ["---", "---", *["---:"] * 8],
     ]
+    by_budget = study_rows(root)  # every run read once
     for budget in BUDGETS:
-        rows = study_rows(root).get(budget.prefix, [])
+        rows = by_budget.get(budget.prefix, [])
         base = _accuracies(rows[0]) if rows else []
         for row in rows:
             values = _accuracies(row)
             interval = mean_interval(values)
             span = "-" if interval.low is None else f"[{interval.low:.4f}, {interval.high:.4f}]"
             summary = row.runs[0].summary
-            versus = ("(baseline)", "-") if row.is_baseline else _versus_text(values, base)
+            versus = ("(baseline)", "-") if row.is_baseline else welch_text(values, base)
             lines.append(
                 [
                     budget.title,
@@ -140,7 +133,7 @@ def accuracy_table(root: Path) -> str:
                     f"{train_seconds_per_epoch(row):.1f}",
                 ]
             )
-    return _table(lines)
+    return markdown_lines(lines)
 
 
 def robustness_table(root: Path) -> str:
@@ -148,8 +141,9 @@ def robustness_table(root: Path) -> str:
         ["budget", "operator", *ROBUSTNESS_COLUMNS.values(), "relative mCE"],
         ["---", "---", *["---:"] * (len(ROBUSTNESS_COLUMNS) + 1)],
     ]
+    by_budget = study_rows(root)
     for budget in BUDGETS:
-        rows = study_rows(root).get(budget.prefix, [])
+        rows = by_budget.get(budget.prefix, [])
         for row in rows:
             cells = []
             for key in ROBUSTNESS_COLUMNS:
@@ -157,13 +151,13 @@ def robustness_table(root: Path) -> str:
                 text = mean_std_text(values)
                 if not row.is_baseline and len(values) > 1:
                     base = measure_values(rows[0], key)
-                    p_value = _versus_text(values, base)[1]
+                    p_value = welch_text(values, base)[1]
                     text += f" (p {p_value})" if p_value != "-" else ""
                 cells.append(text)
             mce = relative_mce(row, rows[0])
             mce_text = "100%" if row.is_baseline else "-" if mce is None else f"{100 * mce:.1f}%"
             lines.append([budget.title, OPERATORS[operator_of(row)], *cells, mce_text])
-    return _table(lines)
+    return markdown_lines(lines)
 
 
 def macs_figure(root: Path) -> Figure:
@@ -203,8 +197,9 @@ def time_figure(root: Path) -> Figure:
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.add_subplot()
     styles = {"equal": "-", "quarter": "--"}
+    by_budget = study_rows(root)
     for budget in BUDGETS:
-        for row in study_rows(root).get(budget.prefix, []):
+        for row in by_budget.get(budget.prefix, []):
             epochs = min(len(run.history["train_seconds"]) for run in row.runs)
             seconds = np.array(
                 [np.cumsum(run.history["train_seconds"][:epochs]) for run in row.runs]

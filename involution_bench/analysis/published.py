@@ -21,9 +21,14 @@ from pathlib import Path
 from involution_bench.analysis import full_study
 from involution_bench.analysis.compare import comparison
 from involution_bench.analysis.measures import robustness_report
-from involution_bench.analysis.robustness import mean_std_text, measure_values, relative_mce
+from involution_bench.analysis.robustness import (
+    mean_std_text,
+    measure_values,
+    relative_mce,
+    welch_text,
+)
 from involution_bench.analysis.rows import Row, metric_value
-from involution_bench.analysis.stats import welch_difference
+from involution_bench.analysis.tables import markdown_lines
 from involution_bench.runs import find_runs, read_run
 
 MARKER = re.compile(
@@ -41,18 +46,6 @@ MEASURE_TITLES = {
 
 def load_rows(root: Path, baseline: str) -> list[Row]:
     return comparison([read_run(path) for path in find_runs(root)], baseline=baseline)
-
-
-def _versus(values: list[float], base: list[float]) -> list[str]:
-    if not values or not base:
-        return ["-", "-"]
-    versus = welch_difference(values, base)
-    if versus.low is None:
-        return [f"{versus.difference:+.4f}", "-"]
-    return [
-        f"{versus.difference:+.4f} [{versus.low:+.4f}, {versus.high:+.4f}]",
-        f"{versus.p_value:.2g}",
-    ]
 
 
 def robustness_table(rows: list[Row]) -> str:
@@ -86,14 +79,14 @@ def robustness_table(rows: list[Row]) -> str:
             *(mean_std_text(values_of(row, key)) for row in (base, *others)),
         ]
         for row in others:
-            line += _versus(values_of(row, key), values_of(base, key))
+            line += welch_text(values_of(row, key), values_of(base, key))
         lines.append(line)
     mce = ["relative mCE (the baseline's is 100%)", "100%"]
     for row in others:
         value = relative_mce(row, base)
         mce.append("-" if value is None else f"{100 * value:.1f}%")
     lines.append([*mce, *["-"] * (len(header) - len(mce))])
-    return "".join("| " + " | ".join(line) + " |\n" for line in lines)
+    return markdown_lines(lines)
 
 
 # name -> what renders it from the results root

@@ -71,6 +71,19 @@ def mean_std_text(values: list[float]) -> str:
     return f"{mean:.4f} ± {sample_std(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
 
 
+def welch_text(values: list[float], base: list[float]) -> tuple[str, str]:
+    """Welch's difference `values - base` as "+0.0120 [-0.0050, +0.0290]" and its
+    p-value as "0.14"; without an interval (one value a side, or no spread) the
+    difference alone and "-"; "-", "-" from no values."""
+    if not values or not base:
+        return "-", "-"
+    versus = welch_difference(values, base)
+    if versus.low is None or versus.p_value is None:
+        return f"{versus.difference:+.4f}", "-"
+    interval = f"[{versus.low:+.4f}, {versus.high:+.4f}]"
+    return f"{versus.difference:+.4f} {interval}", f"{versus.p_value:.2g}"
+
+
 def _worst_of_header(row: Row) -> str:
     """ "worst of 10" where the row's runs agree on k."""
     ks = {(robustness_report(run) or {}).get("worst_of_k", {}).get("k") for run in row.runs}

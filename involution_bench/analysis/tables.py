@@ -201,6 +201,11 @@ def to_markdown(rows: Sequence[Row]) -> str:
     text_columns = 4 + len(swept_labels(rows))
     lines = [header, ["---" if i < text_columns else "---:" for i in range(len(header))]]
     lines += table_cells(rows)
+    return markdown_lines(lines)
+
+
+def markdown_lines(lines: Sequence[Sequence[str]]) -> str:
+    """A Markdown table from its lines of cells (header and alignment included)."""
     return "".join(
         "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |\n" for line in lines
     )

@@ -191,9 +191,9 @@ def sweep_folder(
     ensure_root(root)
     with open(root / f".sweep-{plan.identity}.lock", "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
-            if _read_record(existing).get("identity") == plan.identity:
-                return existing.parent
+        existing = copied_sweep(root, plan)
+        if existing is not None:
+            return existing
         folder = root / (name or f"sweep-{timestamp()}-{plan.name}")
         suffix = 1
         while folder.exists():
@@ -235,8 +235,9 @@ def member_run(folder: Path, member: Member) -> Path | None:
 
 
 def copied_sweep(root: Path, plan: SweepPlan) -> Path | None:
-    """The sweep's folder in a copy of run folders (`invbench export`'s, such as a
-    committed results/), found by the sweep's identity as `sweep_folder` finds it."""
+    """The sweep's folder below `root`, found by the sweep's identity: in a runs
+    folder (`sweep_folder`) or in a copy of one (`invbench export`'s, such as a
+    committed results/)."""
     for existing in sorted(root.glob(f"sweep-*-{plan.name}*/{SWEEP_FILE}")):
         if _read_record(existing).get("identity") == plan.identity:
             return existing.parent
