@@ -173,9 +173,9 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
   std::vector<float> w(w_ref.begin(), w_ref.end()), dc(content.size()), dq(queries.size());
   std::vector<float> dr_transposed(depth * invbench::PaddedTaps<float>(g));
   const int64_t rows = g.batch * g.height;
-  invbench::SoftmaxGradRows<float, G>(g, w.data(), upstream.data(), queries.data(),
-                                      relative.data(), dc.data(), dq.data(),
-                                      dr_transposed.data(), 0, rows);
+  const invbench::SoftmaxPlan<float> plan(g, relative.data());
+  invbench::SoftmaxGradRows<float, G>(g, plan, w.data(), upstream.data(), queries.data(),
+                                      dc.data(), dq.data(), dr_transposed.data(), 0, rows);
   std::vector<float> dr(relative.size());
   for (int64_t t = 0; t < taps; ++t) {
     for (int64_t d = 0; d < depth; ++d) {

@@ -100,8 +100,8 @@ std::vector<A> TransposedEmbedding(const SoftmaxGeometry& g, const T* relative) 
   return transposed;
 }
 
-// What both passes work out once per call: the padded row of taps, the
-// transposed embedding and the logits' scale 1/sqrt(D).
+// What the gradient works out once per call, for all its shares: the padded
+// row of taps, the transposed embedding and the logits' scale 1/sqrt(D).
 template <typename A>
 struct SoftmaxPlan {
   template <typename T>
@@ -166,13 +166,12 @@ inline A HorizontalSum(const typename Vector<A>::type& v) {
 // those positions and adds their share of the embedding's gradient into
 // embedding_grad (transposed as TransposedEmbedding, in A).
 template <typename T, int64_t G>
-void SoftmaxGradRows(const SoftmaxGeometry& g, const T* weights, const T* upstream,
-                     const T* queries, const T* relative, T* content_grad, T* query_grad,
-                     Acc<T>* embedding_grad, int64_t begin, int64_t end) {
+void SoftmaxGradRows(const SoftmaxGeometry& g, const SoftmaxPlan<Acc<T>>& plan,
+                     const T* weights, const T* upstream, const T* queries, T* content_grad,
+                     T* query_grad, Acc<T>* embedding_grad, int64_t begin, int64_t end) {
   using A = Acc<T>;
   using V = typename Vector<A>::type;
   constexpr int64_t L = Vector<A>::kLanes;
-  const SoftmaxPlan<A> plan(g, relative);
   const int64_t heads = G ? G : g.heads, depth = g.depth;
   const int64_t padded = plan.padded, vectors = plan.vectors;
   const std::vector<A>& embedding = plan.embedding;

@@ -222,10 +222,9 @@ class AttentionWeightsOp : public InvolutionBase {
     Tensor* result = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, KernelShape(g), &result));
     using A = Acc<T>;
+    const T* stored = relative.flat<T>().data();
     std::vector<A> embedding(relative.NumElements());
-    for (int64_t n = 0; n < relative.NumElements(); ++n) {
-      embedding[n] = invbench::Widen<A>(relative.flat<T>().data()[n]);
-    }
+    for (size_t n = 0; n < embedding.size(); ++n) embedding[n] = invbench::Widen<A>(stored[n]);
     const invbench::SoftmaxEpilogue<A> epilogue{softmax, embedding.data(),
                                                 A(1) / std::sqrt(A(g.group_channels))};
     const T* q = queries.flat<T>().data();
@@ -305,12 +304,12 @@ class NeighbourhoodSoftmaxGradOp : public SoftmaxBase {
     using A = Acc<T>;
     const int64_t rows = g.batch * g.height, share_rows = invbench::RowsPerShare(g);
     const int64_t shares = (rows + share_rows - 1) / share_rows;
-    const int64_t padded = invbench::PaddedTaps<A>(g), share_size = g.depth * padded;
+    const invbench::SoftmaxPlan<A> plan(g, relative.flat<T>().data());
+    const int64_t share_size = g.depth * plan.padded;
     std::vector<A> partial(shares * share_size, A(0));
     const T* w = weights.flat<T>().data();
     const T* dw = upstream.flat<T>().data();
     const T* q = queries.flat<T>().data();
-    const T* r = relative.flat<T>().data();
     T* dc = content_grad->flat<T>().data();
     T* dq = query_grad->flat<T>().data();
     auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
@@ -319,7 +318,7 @@ class NeighbourhoodSoftmaxGradOp : public SoftmaxBase {
         for (int64_t share = first; share < last; ++share) {
           const int64_t begin = share * share_rows, end = std::min(rows, begin + share_rows);
           invbench::SoftmaxGradRows<T, decltype(heads)::value>(
-              g, w, dw, q, r, dc, dq, partial.data() + share * share_size, begin, end);
+              g, plan, w, dw, q, dc, dq, partial.data() + share * share_size, begin, end);
         }
       });
     });
@@ -328,7 +327,7 @@ class NeighbourhoodSoftmaxGradOp : public SoftmaxBase {
       for (int64_t d = 0; d < g.depth; ++d) {
         A sum = 0;
         for (int64_t share = 0; share < shares; ++share) {
-          sum += partial[share * share_size + d * padded + t];
+          sum += partial[share * share_size + d * plan.padded + t];
         }
         dr[t * g.depth + d] = static_cast<T>(sum);
       }
