@@ -101,6 +101,9 @@ def test_resume_refusals(write_config, tmp_path):
     )
     assert changed.exit_code == 2
     assert "train.learning_rate: differs from the run's config" in changed.stderr
+    # Planned for two, stopped after one: ending at one is a shorter run, not a finished one.
+    planned = {**summary, "status": "interrupted", "epochs_planned": 2}
+    (run_dir / "summary.json").write_text(json.dumps(planned))
     shorter = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=1"])
     assert shorter.exit_code == 2 and "is not more than the 1 done" in shorter.stderr
     both = runner.invoke(app, ["train", "--resume", str(run_dir), "-c", str(path)])

@@ -238,3 +238,39 @@ def test_a_quick_look_does_not_replace_a_fuller_evaluation(write_config, tmp_pat
     result = runner.invoke(app, ["robustness", str(run), "--limit", "8", "--force"])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "robustness.json").read_text())["images"] == 8
+
+
+def test_a_run_stopped_in_its_robustness_suite_resumes_to_finish_it(
+    write_config, tmp_path, monkeypatch
+):
+    """All epochs done, the suite interrupted: --resume runs only the suite, no epoch."""
+    import involution_bench.train.loop as loop
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "after_training", stopped)
+        config = tiny_config(epochs=2, batch_size=8, deterministic=True, robustness=True)
+        config_file = write_config(config)
+        result = runner.invoke(
+            app, ["train", "-q", "-c", str(config_file), "--runs-dir", str(tmp_path / "runs")]
+        )
+    assert result.exit_code != 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    stopped_run = load_run(run_dir)
+    assert stopped_run.status == "interrupted" and stopped_run.epochs_done == 2
+    assert not (run_dir / "robustness.json").exists()
+    history = stopped_run.history
+
+    result = runner.invoke(app, ["train", "-q", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    run = load_run(run_dir)
+    assert run.status == "completed" and run.epochs_done == 2
+    assert run.history == history  # no epoch trained again
+    assert run.summary.resumed[-1]["from_epoch"] == 2
+    report = json.loads((run_dir / "robustness.json").read_text())
+    assert report["clean"]["accuracy"] == pytest.approx(run.summary.test_accuracy)
+
+    result = runner.invoke(app, ["train", "-q", "--resume", str(run_dir)])
+    assert_one_line_error(result, str(run_dir), "already completed")

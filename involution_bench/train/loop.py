@@ -43,6 +43,7 @@ from involution_bench.robustness.run import after_training
 from involution_bench.runs import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    MODEL_FILE,
     Run,
     RunLock,
     RunStatus,
@@ -98,16 +99,17 @@ class PreparedRun:
         if self.config.train.tensorboard:
             callbacks = [*callbacks, tensorboard_callback(self.writer.folder)]
         try:
-            self.model.fit(
-                self.pipelines.train,
-                epochs=self.config.train.epochs,
-                initial_epoch=self.first_epoch,
-                steps_per_epoch=self.pipelines.steps_per_epoch,
-                validation_data=self.pipelines.validation,
-                callbacks=[EpochRecorder(self.writer, self.config.train), *callbacks],
-                shuffle=False,  # the pipeline orders every epoch itself
-                verbose=0,
-            )
+            if self.first_epoch < self.config.train.epochs:  # else it stopped while finishing
+                self.model.fit(
+                    self.pipelines.train,
+                    epochs=self.config.train.epochs,
+                    initial_epoch=self.first_epoch,
+                    steps_per_epoch=self.pipelines.steps_per_epoch,
+                    validation_data=self.pipelines.validation,
+                    callbacks=[EpochRecorder(self.writer, self.config.train), *callbacks],
+                    shuffle=False,  # the pipeline orders every epoch itself
+                    verbose=0,
+                )
         except KeyboardInterrupt:
             self._finish(RunStatus.interrupted)
             raise
@@ -217,7 +219,9 @@ def prepare_run(config: ExperimentConfig, runs_root: Path) -> PreparedRun:
 def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     """Continue a stopped run from its last finished epoch, as if it had never stopped.
 
-    Only `train.epochs` may differ from the run's config. The model comes back
+    Only `train.epochs` may differ from the run's config. A run that stopped after
+    its last epoch, while testing or in its robustness suite, is finished without
+    training again. The model comes back
     with its optimizer state from the last checkpoint, and the data order of
     every later epoch is the one the run would have had. The run folder stays
     locked to this process until `fit` returns, so a second resume is refused.
@@ -249,7 +253,9 @@ def _prepare_locked_resume(run_dir: Path, overrides: Sequence[str], lock: RunLoc
         data = config.data.model_copy(update={"validation": "test"})
         config = config.model_copy(update={"data": data})
     done = run.epochs_done
-    if config.train.epochs <= done:
+    # A run stopped after its last epoch (in its test or robustness pass) only finishes.
+    finishing = done == config.train.epochs == run.summary.epochs_planned
+    if config.train.epochs <= done and not finishing:
         raise ConfigError(
             "--set", "train.epochs", f"{config.train.epochs} is not more than the {done} done"
         )
@@ -258,7 +264,10 @@ def _prepare_locked_resume(run_dir: Path, overrides: Sequence[str], lock: RunLoc
         if not done:
             return build_model(config.layers, config.model.input_shape, name=config.name)
         missing = "is missing: the run cannot be resumed from its last epoch"
-        return load_saved_model(checkpoint_path(run_dir, done), missing)
+        last = checkpoint_path(run_dir, done)
+        if finishing and not last.is_file():  # it became model.keras before the stop
+            last = run_dir / MODEL_FILE
+        return load_saved_model(last, missing)
 
     setup = set_up(config, done, restore, _resumable_distribution(run, config))
     summary = run.summary.model_copy(deep=True)
