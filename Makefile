@@ -15,7 +15,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 REPRODUCE_DIR ?= runs/reproduce
 SMOKE_SET := --set train.epochs=1 --set train.warmup_epochs=0 --set data.limit_train=2048 --set data.limit_test=2048
 
-.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study full-study compare bench smoke wheel-check slurm-check clean
+.PHONY: install test lint format docs data train-conv train-inv reproduce protocol rednet kernel-size study full-study compare bench bench-peer smoke wheel-check slurm-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -166,6 +166,17 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench layers --config configs/resnet.yaml --config configs/rednet.yaml
 	$(INVBENCH) bench corruptions
 	$(INVBENCH) bench runs
+
+# invbench's training step beside PyTorch's for the same network (`invbench bench peer`:
+# channels-last and NCHW, alternating in one process). PyTorch is not a dependency of
+# invbench: this installs it into the virtual environment. Where pip would take a CUDA
+# build, pass TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu".
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP ?=
+PEER_CONFIGS ?= configs/resnet.yaml configs/conv.yaml
+bench-peer: $(INSTALLED)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_PIP) torch==$(TORCH_VERSION)
+	$(INVBENCH) bench peer $(addprefix --config ,$(PEER_CONFIGS))
 
 # One epoch of each model on 2,048 images: proves the whole path works.
 smoke: $(INSTALLED)

@@ -1,7 +1,7 @@
 """invbench: train and compare convolution, involution and local self-attention on CIFAR-10.
 
 Importing the package is cheap: it does not import TensorFlow or Keras, so
-the command line answers at once. The public layer and loss are loaded on
+the command line answers at once. The public layers, loss and optimizer are loaded on
 first use (`from involution_bench import Involution`), and they register
 themselves with Keras as soon as Keras is imported, before or after this
 package. So a run's `model.keras` loads with `keras.saving.load_model` after
@@ -34,6 +34,7 @@ def _public_names() -> dict[str, str]:
         if module.startswith(f"{__name__}."):
             names[attribute] = module
     names["SmoothedSparseCrossentropy"] = "involution_bench.train.losses"
+    names["SGD"] = "involution_bench.train.optimizers"
     return names
 
 

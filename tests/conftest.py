@@ -221,6 +221,28 @@ def make_sweep(root: Path, name: str, key: str, values: list, seeds=(42, 43)) ->
     return folder
 
 
+def predict_in_fresh_process(model, inputs: np.ndarray, tmp_path: Path, layer: str, module: str):
+    """`model` saved, then loaded in a new Python (`import involution_bench` only) and
+    run on `inputs`; its layer `layer` must come back as a class of `module`."""
+    import textwrap
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.save(tmp_path / "inputs.npy", inputs)
+    code = f"""
+        import numpy as np, keras, involution_bench
+        model = keras.saving.load_model({str(path)!r}, safe_mode=True)
+        assert type(model.get_layer({layer!r})).__module__ == {module!r}
+        inputs = np.load({str(tmp_path / "inputs.npy")!r})
+        np.save({str(tmp_path / "out.npy")!r}, model.predict(inputs, verbose=0))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.load(tmp_path / "out.npy")
+
+
 def sigint_as_a_terminal_delivers_it() -> None:
     """A child's SIGINT at its default, so Python makes it a KeyboardInterrupt: a
     harness run in the background (or by a CI runner) ignores SIGINT, and its children

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import predict_in_fresh_process
 
 from involution_bench.ops import BatchNormalization
 
@@ -99,18 +96,7 @@ def test_a_model_with_it_reloads_in_a_fresh_process(tmp_path):
     inputs = np.random.default_rng(4).normal(size=(2, 5, 5, 3)).astype("float32")
     model(inputs, training=True)  # moves the statistics
     expected = model.predict(inputs, verbose=0)
-    path = tmp_path / "bn.keras"
-    model.save(path)
-    np.save(tmp_path / "inputs.npy", inputs)
-    code = f"""
-        import numpy as np, keras, involution_bench
-        model = keras.saving.load_model({str(path)!r}, safe_mode=True)
-        assert type(model.get_layer("bn")).__module__ == "involution_bench.ops.batch_norm"
-        inputs = np.load({str(tmp_path / "inputs.npy")!r})
-        np.save({str(tmp_path / "out.npy")!r}, model.predict(inputs, verbose=0))
-    """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True
+    reloaded = predict_in_fresh_process(
+        model, inputs, tmp_path, "bn", "involution_bench.ops.batch_norm"
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    np.testing.assert_array_equal(reloaded, expected)

@@ -94,11 +94,13 @@ def native_available() -> bool:
 @pytest.mark.parametrize(
     ("layers", "variants"),
     [
-        (None, ["article formulation", "invbench"]),  # the tiny model has an involution
+        # the tiny model has an involution, then a convolution
+        (None, ["article formulation, keras conv2d", "invbench"]),
         (
             [{"conv2d": {"filters": 4, "kernel_size": 3}}, "flatten", {"dense": {"units": 10}}],
-            ["keras defaults", "invbench"],
+            ["keras conv2d", "invbench"],
         ),
+        (["flatten", {"dense": {"units": 10}}], ["keras defaults", "invbench"]),
         (  # an involution inside a residual block still gets the article baseline
             [
                 {"residual": {"layers": [{"involution": {"kernel_size": 3}}]}},
@@ -218,9 +220,14 @@ def test_bench_model_steps_with_the_configs_optimizer_and_loss(monkeypatch):
     original = keras.Model.compile
 
     def compile_(self, *args, **kwargs):
-        compiled.append((type(kwargs["optimizer"]).__name__, type(kwargs["loss"]).__name__))
+        optimizer = type(kwargs["optimizer"])
+        compiled.append((optimizer.__module__, optimizer.__name__, type(kwargs["loss"]).__name__))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "compile", compile_)
-    model_bench.bench_model(config, steps=1, warmup=1)
-    assert compiled == [("SGD", "SmoothedSparseCrossentropy")] * 2
+    timings = model_bench.bench_model(config, steps=1, warmup=1)
+    # The baseline steps with Keras' own SGD, invbench with its fused one.
+    assert [module.split(".")[0] for module, _, _ in compiled] == ["keras", "involution_bench"]
+    assert [name for _, name, _ in compiled] == ["SGD", "SGD"]
+    assert {loss for _, _, loss in compiled} == {"SmoothedSparseCrossentropy"}
+    assert timings[0].variant.endswith("keras sgd")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -56,6 +58,23 @@ def test_best_keras_holds_the_model_of_the_best_epoch(cifar_dir, tmp_path):
     # Validation is the test split: the best model scores exactly the best accuracy there.
     predictions = best.predict(scaled(data.x_test), verbose=0).argmax(axis=-1)
     assert np.mean(predictions == data.y_test) == pytest.approx(summary.best_val_accuracy)
+
+
+def test_each_epoch_saves_the_model_once_and_best_keras_is_its_copy(tmp_path, monkeypatch):
+    saved = []
+    save = keras.Model.save
+
+    def counting_save(self, path, *args, **kwargs):
+        saved.append(Path(path).name)
+        return save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", counting_save)
+    run = prepare_run(config_from_dict(tiny_config(epochs=2, batch_size=8)), tmp_path)
+    run.fit()
+    checkpoint_saves = [name for name in saved if "epoch-" in name]
+    assert len(checkpoint_saves) == 2 and not [name for name in saved if "best" in name]
+    best = keras.saving.load_model(run.run_dir / "best.keras", safe_mode=True)
+    assert best.optimizer is not None and int(best.optimizer.iterations) > 0
 
 
 def test_keep_best_off_writes_no_best_model(tmp_path):

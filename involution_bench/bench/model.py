@@ -45,20 +45,40 @@ class ModelTiming:
 
 
 def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, bool | None]]:
-    """(variant, model, jit_compile): the baseline first, then what invbench trains."""
+    """(variant, model, jit_compile): the baseline first, then what invbench trains.
+
+    The baseline also steps with Keras' own optimizer class where invbench has its
+    own (SGD): `bench_model` compiles the first variant so."""
     layers, shape = config.layers, config.model.input_shape
     keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
     ours = build_model(layers, shape, config.name)
     jit = resolve_jit_compile(config.train.jit_compile, ours)
     swapped = [LAYER_KINDS[name] for name in kind_names(layers) if LAYER_KINDS[name].baseline]
+    labels = [kind.baseline.label for kind in swapped]
+    if has_own_optimizer(config):
+        labels.append(f"keras {config.train.optimizer}")
     if swapped:  # residual blocks included
         builders = {kind.name: kind.baseline_class() for kind in swapped}
         baseline = build_model(layers, shape, config.name, builders=builders)
-        label = ", ".join(kind.baseline.label for kind in swapped)
         # The article trained without XLA; its extract_patches form gains little from it.
-        return [(label, baseline, False), ("invbench", ours, jit)]
+        return [(", ".join(labels), baseline, False), ("invbench", ours, jit)]
     keras_default = build_model(layers, shape, config.name)
-    return [("keras defaults", keras_default, None), ("invbench", ours, jit)]
+    return [(", ".join(labels) or "keras defaults", keras_default, None), ("invbench", ours, jit)]
+
+
+def compile_variant(model: keras.Model, config: ExperimentConfig, jit, keras_own: bool) -> None:
+    """Compiled as the config trains: its optimizer (Keras' own class for a baseline),
+    schedule and loss. `jit` None is Keras' own default ("auto")."""
+    model.compile(
+        optimizer=make_optimizer(config.train, SCHEDULE_STEPS, keras_own=keras_own),
+        loss=training_loss(config.train.label_smoothing),
+        jit_compile="auto" if jit is None else jit,
+    )
+
+
+def has_own_optimizer(config: ExperimentConfig) -> bool:
+    """Whether invbench trains this config with its own optimizer class, not Keras'."""
+    return not make_optimizer(config.train, SCHEDULE_STEPS).__module__.startswith("keras")
 
 
 def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[ModelTiming]:
@@ -70,14 +90,9 @@ def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> l
     classes = variants[0][1].output_shape[-1]  # the dataset's classes, as the config says
     labels = rng.integers(0, classes, batch).astype(np.int32)
     results = []
-    for variant, model, jit in variants:
+    for index, (variant, model, jit) in enumerate(variants):
         macs = total_macs(layer_costs(model))
-        # jit None: Keras' own default ("auto"), the baseline for plain models.
-        model.compile(  # what the config trains with: its optimizer, schedule and loss
-            optimizer=make_optimizer(config.train, SCHEDULE_STEPS),
-            loss=training_loss(config.train.label_smoothing),
-            jit_compile="auto" if jit is None else jit,
-        )
+        compile_variant(model, config, jit, keras_own=index == 0)
         step = median_seconds(lambda m=model: m.train_on_batch(images, labels), steps, warmup)
         infer = median_seconds(lambda m=model: m.predict_on_batch(images), steps, warmup)
         results.append(

@@ -1,4 +1,6 @@
-"""`invbench bench op|model|layers|cli|corruptions|runs`: timings, named with their CPU."""
+"""`invbench bench op|model|layers|cli|corruptions|runs`: timings, named with their CPU.
+
+`bench peer` (against PyTorch) is in `peer.py`."""
 
 from __future__ import annotations
 

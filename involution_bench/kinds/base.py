@@ -127,6 +127,16 @@ class LayerKind:
     def layer_class(self) -> type:
         return import_attribute(self.builder)
 
+    def layer_classes(self) -> tuple[type, ...]:
+        """The builder's class, and the Keras class of the same name it replaces where
+        it is a drop-in subclass (Conv2D, BatchNormalization): models saved before
+        the replacement hold Keras' own."""
+        cls = self.layer_class()
+        peer = getattr(import_attribute("keras:layers"), cls.__name__, None)
+        if peer is not None and peer is not cls and issubclass(cls, peer):
+            return (cls, peer)
+        return (cls,)
+
     def baseline_class(self) -> type | None:
         return import_attribute(self.baseline.builder) if self.baseline else None
 

@@ -69,7 +69,7 @@ def load_saved_model(path: Path, missing: str) -> keras.Model:
 
 @functools.cache
 def _kinds_by_class() -> dict[type, LayerKind]:
-    return {kind.layer_class(): kind for kind in LAYER_KINDS.values()}
+    return {cls: kind for kind in LAYER_KINDS.values() for cls in kind.layer_classes()}
 
 
 def layer_kind(layer: keras.layers.Layer) -> LayerKind | None:

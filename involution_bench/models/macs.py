@@ -45,10 +45,10 @@ STRUCTURAL_LAYERS = ("InputLayer", "Add")
 @functools.cache
 def mac_rules() -> dict[type, Callable[[Any, Shape, Shape], int]]:
     """Layer class -> its kind's MAC rule; the most specific class wins in `layer_macs`."""
-    rules = {kind.layer_class(): kind.macs for kind in LAYER_KINDS.values()}
+    # Each kind's class and the Keras class it replaces (older models, baselines).
+    rules = {cls: kind.macs for kind in LAYER_KINDS.values() for cls in kind.layer_classes()}
     rules.update({getattr(keras.layers, name): no_macs for name in STRUCTURAL_LAYERS})
     rules[keras.layers.Activation] = no_macs  # Dense/Conv2D `activation=` stays inside them
-    rules[keras.layers.BatchNormalization] = no_macs  # Keras' own: older models, baselines
     return rules
 
 

@@ -10,8 +10,9 @@ C++ CPU kernel built on first use by `ops.native`).
 """
 
 from involution_bench.ops.batch_norm import BatchNormalization
+from involution_bench.ops.conv2d import Conv2D
 from involution_bench.ops.involution import involution
 from involution_bench.ops.involution_layer import Involution
 from involution_bench.ops.local_attention import LocalSelfAttention
 
-__all__ = ["BatchNormalization", "Involution", "LocalSelfAttention", "involution"]
+__all__ = ["BatchNormalization", "Conv2D", "Involution", "LocalSelfAttention", "involution"]

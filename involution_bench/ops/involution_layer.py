@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from involution_bench.ops.batch_norm import BatchNormalization
+from involution_bench.ops.conv2d import Conv2D
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.layer_checks import check_arguments, strided_shape
 
@@ -81,11 +82,11 @@ class Involution(keras.layers.Layer):
             if self.stride > 1
             else None
         )
-        self.reduce = keras.layers.Conv2D(
+        self.reduce = Conv2D(  # 1x1: matrix products (ops.conv2d)
             max(1, channels // self.reduction_ratio), 1, name="reduce"
         )
         self.norm = BatchNormalization(name="norm")
-        self.span = keras.layers.Conv2D(self.kernel_size**2 * self.groups, 1, name="span")
+        self.span = Conv2D(self.kernel_size**2 * self.groups, 1, name="span")
         self.channels = channels
         shape = tuple(input_shape)
         if self.pool is not None:

@@ -88,11 +88,15 @@ class RunWriter:
     def write_config(self, text: str) -> None:
         self.folder.write_text(CONFIG_FILE, text)
 
-    def save_checkpoint(self, epoch: int, save: ModelSaver) -> None:
-        self.folder.save_model(checkpoint_name(epoch), save)
+    def save_checkpoint(self, epoch: int, save: ModelSaver) -> Path:
+        return self.folder.save_model(checkpoint_name(epoch), save)
 
-    def save_best(self, save: ModelSaver) -> None:
-        self.folder.save_model(BEST_MODEL_FILE, save)
+    def keep_as_best(self, checkpoint: Path) -> None:
+        """`best.keras` as a copy of the checkpoint just saved: the same model and
+        optimizer state, for a file copy instead of a second save."""
+        self.folder.save_model(
+            BEST_MODEL_FILE, lambda path: path.write_bytes(checkpoint.read_bytes())
+        )
 
     def record_epoch(
         self, metrics: Mapping[str, float], epoch_seconds: float, train_seconds: float

@@ -38,7 +38,7 @@ def epochs_without_improvement(val_accuracy: list[float], min_delta: float) -> i
 class EpochRecorder(keras.callbacks.Callback):
     """Checkpoints the model after every epoch, then hands the epoch to the run's writer.
 
-    With `train.keep_best` it saves `best.keras` first whenever the epoch's
+    With `train.keep_best` it copies the checkpoint to `best.keras` whenever the epoch's
     validation accuracy is the best so far; with `train.early_stopping` it
     ends the run once that accuracy has stalled. Both read the run's whole
     history, so they carry on unchanged across a resume. It also stops the
@@ -68,12 +68,12 @@ class EpochRecorder(keras.callbacks.Callback):
         now = time.perf_counter()
         logs = logs or {}
         history = self.writer.history
-        self.writer.save_checkpoint(epoch + 1, self.model.save)
+        checkpoint = self.writer.save_checkpoint(epoch + 1, self.model.save)
         # Saved before the summary names this epoch best, so the two never disagree.
         if self.train.keep_best and logs["val_accuracy"] > max(
             history["val_accuracy"], default=-math.inf
         ):
-            self.writer.save_best(self.model.save)
+            self.writer.keep_as_best(checkpoint)
         self.writer.record_epoch(
             logs, now - self._epoch_start, (self._train_end or now) - self._epoch_start
         )
