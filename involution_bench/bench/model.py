@@ -18,7 +18,7 @@ from involution_bench.config import ExperimentConfig, kind_names
 from involution_bench.kinds import LAYER_KINDS
 from involution_bench.models import build_model, layer_costs, resolve_jit_compile, total_macs
 from involution_bench.train.losses import training_loss
-from involution_bench.train.optimizers import make_optimizer
+from involution_bench.train.optimizers import OPTIMIZERS, make_optimizer
 
 # Steps per epoch for a schedule's shape; its values do not change a step's cost.
 SCHEDULE_STEPS = 100
@@ -50,9 +50,7 @@ def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, boo
     The baseline also steps with Keras' own optimizer class where invbench has its
     own (SGD): `bench_model` compiles the first variant so."""
     layers, shape = config.layers, config.model.input_shape
-    keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
-    ours = build_model(layers, shape, config.name)
-    jit = resolve_jit_compile(config.train.jit_compile, ours)
+    ours, jit = invbench_model(config)
     swapped = [LAYER_KINDS[name] for name in kind_names(layers) if LAYER_KINDS[name].baseline]
     labels = [kind.baseline.label for kind in swapped]
     if has_own_optimizer(config):
@@ -64,6 +62,13 @@ def model_variants(config: ExperimentConfig) -> list[tuple[str, keras.Model, boo
         return [(", ".join(labels), baseline, False), ("invbench", ours, jit)]
     keras_default = build_model(layers, shape, config.name)
     return [(", ".join(labels) or "keras defaults", keras_default, None), ("invbench", ours, jit)]
+
+
+def invbench_model(config: ExperimentConfig) -> tuple[keras.Model, bool | str]:
+    """The model invbench trains for the config, at its precision, and its XLA setting."""
+    keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
+    model = build_model(config.layers, config.model.input_shape, config.name)
+    return model, resolve_jit_compile(config.train.jit_compile, model)
 
 
 def compile_variant(model: keras.Model, config: ExperimentConfig, jit, keras_own: bool) -> None:
@@ -78,7 +83,7 @@ def compile_variant(model: keras.Model, config: ExperimentConfig, jit, keras_own
 
 def has_own_optimizer(config: ExperimentConfig) -> bool:
     """Whether invbench trains this config with its own optimizer class, not Keras'."""
-    return not make_optimizer(config.train, SCHEDULE_STEPS).__module__.startswith("keras")
+    return not OPTIMIZERS[config.train.optimizer].__module__.startswith("keras")
 
 
 def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[ModelTiming]:

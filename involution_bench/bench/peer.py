@@ -68,13 +68,13 @@ def bench_peer(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> li
     peer_model(config)  # a config without a peer fails before anything is timed
     import torch
 
-    from involution_bench.bench.model import compile_variant, model_variants
+    from involution_bench.bench.model import compile_variant, invbench_model
 
     torch.set_num_threads(os.cpu_count() or 1)
     batch = config.train.batch_size
     rng = np.random.default_rng(config.seed)
     images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
-    _, ours, jit = model_variants(config)[-1]
+    ours, jit = invbench_model(config)
     labels = rng.integers(0, ours.output_shape[-1], batch).astype(np.int32)
     compile_variant(ours, config, jit, keras_own=False)
     steps_by_name = {"invbench": lambda: ours.train_on_batch(images, labels)}
