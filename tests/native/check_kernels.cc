@@ -88,8 +88,7 @@ bool Check(const Geometry& g) {
     constexpr int64_t CG = decltype(group_channels)::value;
     invbench::ForwardRows<float, CG>(g, x.data(), kernel.data(), y.data(), 0,
                                      g.batch * g.out_height);
-    invbench::InputGradRows<float, CG>(g, dy.data(), kernel.data(), dx.data(), 0,
-                                       g.batch * g.height);
+    invbench::InputGradImages<float, CG>(g, dy.data(), kernel.data(), dx.data(), 0, g.batch);
   });
   invbench::KernelGradScratch<float> scratch;
   invbench::WithKernelSize(k, [&](auto size) {

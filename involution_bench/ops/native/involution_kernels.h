@@ -6,15 +6,16 @@
 //   out[b, i, j, c] = sum_{u, v} kernel[b, i, j, u*K + v, g] * x[b, i*s + u - pt, j*s + v - pl, c]
 // with TF "SAME" padding (pt, pl).
 //
-// The forward pass and the input gradient run over a pixel's contiguous
-// channels: when a group fills whole vectors (16 floats with AVX-512), every
-// group of the pixel is summed at once, a vector of sums per 16 channels
-// held in registers, each term one broadcast weight times one loaded vector
-// (SumWindow). The kernel gradient, whose sums run over channels, works on
-// channel-major copies and vectorizes over output columns instead, then
-// writes its blocks transposed (KernelGradImage). Every sum runs in a fixed
-// order, the same as the plain loops', so float32 results are bitwise those
-// of the earlier, unvectorized kernels.
+// The forward pass runs over a pixel's contiguous channels: when a group
+// fills whole vectors (16 floats with AVX-512), every group of the pixel is
+// summed at once, a vector of sums per 16 channels held in registers, each
+// term one broadcast weight times one loaded vector (SumWindow). The input
+// gradient visits the same windows, output by output, and adds each term to
+// its input pixel (ScatterWindow), so that both read the kernel in order.
+// The kernel gradient, whose sums run over channels, works on channel-major
+// copies and vectorizes over output columns instead, then writes its blocks
+// transposed (KernelGradImage). Every sum runs in a fixed order, so results
+// are the same from run to run and thread count to thread count.
 
 #ifndef INVBENCH_INVOLUTION_KERNELS_H_
 #define INVBENCH_INVOLUTION_KERNELS_H_
@@ -309,71 +310,88 @@ void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin,
   });
 }
 
-// The (tap, output index) pairs whose window covers input index `index`.
-inline int64_t CoveringTaps(int64_t index, const Geometry& g, int64_t pad, int64_t out_size,
-                            int64_t* taps, int64_t* outputs) {
-  int64_t count = 0;
-  for (int64_t tap = 0; tap < g.kernel_size; ++tap) {
-    const int64_t scaled = index + pad - tap;
-    if (scaled < 0 || scaled % g.stride) continue;
-    const int64_t output = scaled / g.stride;
-    if (output >= out_size) continue;
-    taps[count] = tap;
-    outputs[count++] = output;
-  }
-  return count;
-}
-
-// Input gradient over input rows [begin, end): each value gathers from the
-// outputs whose windows cover it, so no two threads write the same value.
+// Adds one output position's terms to the input gradient of its window:
+// sums[pixel, c] += w[tap, group of c] * upstream[c] for each tap inside the
+// image (rows, cols as in the forward pass), where `weights` are the
+// position's K*K*G kernel values and `upstream` its gradient (C values).
+// With groups filling whole vectors, NV vectors of the upstream gradient
+// stay in registers while the window's taps are visited.
 template <typename T, int64_t CG>
-void InputGradRows(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
-                   int64_t end) {
+inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream, Acc<T>* sums,
+                          const TapRange& rows, const TapRange& cols) {
   using A = Acc<T>;
-  const int64_t positions = g.out_height * g.out_width;
-  const int64_t image_kernel = positions * g.taps() * g.groups;
-  std::vector<A> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
-  std::vector<int64_t> row_taps(g.kernel_size), row_outputs(g.kernel_size);
-  std::vector<int64_t> col_taps(g.kernel_size), col_outputs(g.kernel_size);
-  // bfloat16: an image's kernel and upstream gradient widened to float once,
-  // when its first row comes up, rather than at each of their K*K uses.
-  std::vector<A> wide_kernel, wide_upstream;
-  int64_t widened = -1;
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / g.height, y = row % g.height;
-    if constexpr (!std::is_same_v<A, T>) {
-      if (b != widened) {
-        WidenInto(k + b * image_kernel, image_kernel, wide_kernel);
-        WidenInto(dy + b * positions * g.channels, positions * g.channels, wide_upstream);
-        widened = b;
+  if constexpr (kWholeVectors<A, CG>) {
+    constexpr int64_t kBytes = GroupVectorBytes<A, CG>();
+    using V = typename Vector<A, kBytes>::type;
+    constexpr int64_t L = Vector<A, kBytes>::kLanes;
+    ForEachVectorBlock(g.channels / L, [&](int64_t first, auto n) {
+      constexpr int64_t NV = decltype(n)::value;
+      const int64_t c0 = first * L;
+      V gradient[NV];
+      for (int64_t q = 0; q < NV; ++q) gradient[q] = LoadVector<A, kBytes>(upstream + c0 + q * L);
+      for (int64_t u = rows.first; u < rows.last; ++u) {
+        A* row = sums + ((rows.source + u) * g.width + cols.source) * g.channels + c0;
+        const T* tap_row = weights + u * g.kernel_size * g.groups + c0 / CG;
+        for (int64_t v = cols.first; v < cols.last; ++v) {
+          A* target = row + v * g.channels;
+          const T* w = tap_row + v * g.groups;
+          for (int64_t q = 0; q < NV; ++q) {
+            V sum;
+            std::memcpy(&sum, target + q * L, sizeof(sum));
+            sum += gradient[q] * Widen<A>(w[q * L / CG]);
+            std::memcpy(target + q * L, &sum, sizeof(sum));
+          }
+        }
+      }
+    });
+  } else {
+    const int64_t cg = CG ? CG : g.group_channels;
+    for (int64_t u = rows.first; u < rows.last; ++u) {
+      for (int64_t v = cols.first; v < cols.last; ++v) {
+        A* target = sums + ((rows.source + u) * g.width + cols.source + v) * g.channels;
+        const T* w = weights + (u * g.kernel_size + v) * g.groups;
+        for (int64_t group = 0; group < g.groups; ++group) {
+          const A weight = Widen<A>(w[group]);
+          for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
+            target[c] += weight * Widen<A>(upstream[c]);
+          }
+        }
       }
     }
-    const int64_t row_count =
-        CoveringTaps(y, g, g.pad_top, g.out_height, row_taps.data(), row_outputs.data());
-    for (int64_t x = 0; x < g.width; ++x) {
-      const int64_t col_count =
-          CoveringTaps(x, g, g.pad_left, g.out_width, col_taps.data(), col_outputs.data());
-      T* out = dx + (row * g.width + x) * g.channels;
-      // The covering outputs, each as add(its tap's weights of every group, its
-      // gradient), from the image's kernel and upstream gradient.
-      auto gather = [&](const auto* kernel, const auto* upstream) {
-        SumWindow<T, CG>(g, general.data(), out, [&](auto&& add) {
-          for (int64_t r = 0; r < row_count; ++r) {
-            const int64_t out_row = row_outputs[r] * g.out_width;
-            const int64_t tap_row = row_taps[r] * g.kernel_size;
-            for (int64_t q = 0; q < col_count; ++q) {
-              const int64_t position = out_row + col_outputs[q];
-              add(kernel + (position * g.taps() + tap_row + col_taps[q]) * g.groups,
-                  upstream + position * g.channels);
-            }
-          }
-        });
-      };
+  }
+}
+
+// Input gradient of images [begin, end). Each output position adds its
+// terms to the pixels of its window (ScatterWindow), so that the kernel and
+// the upstream gradient are read once, in order, as in the forward pass. A
+// gather from the covering outputs instead reads each pixel's K*K weights
+// from K*K positions, every one in another cache line: the kernel comes cold
+// from memory in a training step, and that gather took 2-3 times the forward
+// pass. An image's sums stay in cache (RedNet's largest: 16 KiB), and no two
+// threads write one image.
+template <typename T, int64_t CG>
+void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
+                     int64_t end) {
+  using A = Acc<T>;
+  const int64_t pixels = g.height * g.width * g.channels;
+  std::vector<A> widened(std::is_same_v<A, T> ? 0 : pixels);  // bfloat16: sums in float
+  for (int64_t b = begin; b < end; ++b) {
+    T* image_dx = dx + b * pixels;
+    A* sums = [&] {
       if constexpr (std::is_same_v<A, T>) {
-        gather(k + b * image_kernel, dy + b * positions * g.channels);
+        return image_dx;
       } else {
-        gather(wide_kernel.data(), wide_upstream.data());
+        return widened.data();
       }
+    }();
+    std::fill(sums, sums + pixels, A(0));
+    ForEachOutput(g, b * g.out_height, (b + 1) * g.out_height,
+                  [&](int64_t, const TapRange& rows, const TapRange& cols, int64_t position) {
+                    ScatterWindow<T, CG>(g, k + position * g.taps() * g.groups,
+                                         dy + position * g.channels, sums, rows, cols);
+                  });
+    if constexpr (!std::is_same_v<A, T>) {
+      for (int64_t i = 0; i < pixels; ++i) image_dx[i] = static_cast<T>(sums[i]);
     }
   }
 }

@@ -29,7 +29,7 @@ namespace {
 using invbench::Acc;
 using invbench::Geometry;
 using invbench::ForwardRows;
-using invbench::InputGradRows;
+using invbench::InputGradImages;
 using invbench::KernelGradImage;
 using invbench::WithGroupChannels;
 using invbench::WithColumns;
@@ -185,10 +185,11 @@ class InvolutionGradOp : public InvolutionBase {
     const T* other = operand.flat<T>().data();
     T* out = result->flat<T>().data();
     if constexpr (kInputGrad) {
-      const int64_t work = g.width * g.taps() * g.channels / (g.stride * g.stride) + 1;
+      // One image per task: its outputs add to its own pixels only.
+      const int64_t work = g.out_height * g.out_width * g.taps() * g.channels;
       WithGroupChannels(g.group_channels, [&](auto constant) {
-        ForEachRows(context, g.batch * g.height, work, [&](int64_t begin, int64_t end) {
-          InputGradRows<T, decltype(constant)::value>(g, dy, other, out, begin, end);
+        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
+          InputGradImages<T, decltype(constant)::value>(g, dy, other, out, begin, end);
         });
       });
     } else {
