@@ -361,6 +361,62 @@ inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream
   }
 }
 
+// ScatterWindow for two neighbouring outputs of one row at once, when
+// groups fill whole vectors: their windows overlap in all but `stride`
+// columns, and each overlapped pixel is loaded and stored once for both
+// terms instead of once for each. The first output's term is added first,
+// as ScatterWindow would, so the sums are the same to the bit.
+template <typename T, int64_t CG>
+inline void ScatterPair(const Geometry& g, const T* weights0, const T* upstream0,
+                        const T* weights1, const T* upstream1, Acc<T>* sums,
+                        const TapRange& rows, const TapRange& cols0, const TapRange& cols1) {
+  using A = Acc<T>;
+  constexpr int64_t kBytes = GroupVectorBytes<A, CG>();
+  using V = typename Vector<A, kBytes>::type;
+  constexpr int64_t L = Vector<A, kBytes>::kLanes;
+  const int64_t s = g.stride;
+  // Columns v from the first output's window start (the second's v - s): the
+  // first's alone, both, then the second's alone.
+  const int64_t shared = cols1.first + s;
+  const int64_t alone_end = std::min(cols0.last, shared);
+  const int64_t second_from = std::max(cols0.last, shared);
+  const int64_t last = cols1.last + s;
+  ForEachVectorBlock(g.channels / L, [&](int64_t block, auto n) {
+    constexpr int64_t NV = decltype(n)::value;
+    const int64_t c0 = block * L;
+    V gradient0[NV], gradient1[NV];
+    for (int64_t q = 0; q < NV; ++q) {
+      gradient0[q] = LoadVector<A, kBytes>(upstream0 + c0 + q * L);
+      gradient1[q] = LoadVector<A, kBytes>(upstream1 + c0 + q * L);
+    }
+    // target += term of output 0 at tap column v (if first) and of output 1
+    // at tap column v - s (if second).
+    auto add = [&](A* target, const T* w0, const T* w1, bool first, bool second) {
+      for (int64_t q = 0; q < NV; ++q) {
+        V sum;
+        std::memcpy(&sum, target + q * L, sizeof(sum));
+        if (first) sum += gradient0[q] * Widen<A>(w0[q * L / CG]);
+        if (second) sum += gradient1[q] * Widen<A>(w1[q * L / CG]);
+        std::memcpy(target + q * L, &sum, sizeof(sum));
+      }
+    };
+    for (int64_t u = rows.first; u < rows.last; ++u) {
+      A* row = sums + ((rows.source + u) * g.width + cols0.source) * g.channels + c0;
+      const T* taps0 = weights0 + u * g.kernel_size * g.groups + c0 / CG;
+      const T* taps1 = weights1 + (u * g.kernel_size - s) * g.groups + c0 / CG;  // at v - s
+      for (int64_t v = cols0.first; v < alone_end; ++v) {
+        add(row + v * g.channels, taps0 + v * g.groups, taps1, true, false);
+      }
+      for (int64_t v = shared; v < cols0.last; ++v) {
+        add(row + v * g.channels, taps0 + v * g.groups, taps1 + v * g.groups, true, true);
+      }
+      for (int64_t v = second_from; v < last; ++v) {
+        add(row + v * g.channels, taps0, taps1 + v * g.groups, false, true);
+      }
+    }
+  });
+}
+
 // Input gradient of images [begin, end). Each output position adds its
 // terms to the pixels of its window (ScatterWindow), so that the kernel and
 // the upstream gradient are read once, in order, as in the forward pass. A
@@ -385,11 +441,25 @@ void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t 
       }
     }();
     std::fill(sums, sums + pixels, A(0));
-    ForEachOutput(g, b * g.out_height, (b + 1) * g.out_height,
-                  [&](int64_t, const TapRange& rows, const TapRange& cols, int64_t position) {
-                    ScatterWindow<T, CG>(g, k + position * g.taps() * g.groups,
-                                         dy + position * g.channels, sums, rows, cols);
-                  });
+    for (int64_t i = 0; i < g.out_height; ++i) {
+      const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
+      const int64_t row_start = (b * g.out_height + i) * g.out_width;
+      const auto weights = [&](int64_t j) { return k + (row_start + j) * g.taps() * g.groups; };
+      const auto upstream = [&](int64_t j) { return dy + (row_start + j) * g.channels; };
+      const auto cols = [&](int64_t j) {
+        return ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
+      };
+      int64_t j = 0;
+      if constexpr (kWholeVectors<A, CG>) {
+        for (; j + 1 < g.out_width; j += 2) {
+          ScatterPair<T, CG>(g, weights(j), upstream(j), weights(j + 1), upstream(j + 1), sums,
+                             rows, cols(j), cols(j + 1));
+        }
+      }
+      for (; j < g.out_width; ++j) {
+        ScatterWindow<T, CG>(g, weights(j), upstream(j), sums, rows, cols(j));
+      }
+    }
     if constexpr (!std::is_same_v<A, T>) {
       for (int64_t i = 0; i < pixels; ++i) image_dx[i] = static_cast<T>(sums[i]);
     }
