@@ -128,6 +128,39 @@ def test_model_table_compares_against_the_right_baseline(layers, variants):
         assert timing.train_gmacs_per_second == pytest.approx(expected)
 
 
+def test_models_of_several_configs_are_timed_in_turns(monkeypatch):
+    """One step of every model per round: a drifting machine cannot tilt their ratio."""
+    calls = []
+    monkeypatch.setattr(keras.Model, "train_on_batch", lambda self, x, y: calls.append(id(self)))
+    first, second = tiny_config("first"), tiny_config("second")
+    second["model"]["layers"][0] = {"conv2d": {"filters": 3, "kernel_size": 3, "padding": "same"}}
+    timings = model_bench.bench_models(
+        [config_from_dict(first), config_from_dict(second)], steps=3, warmup=1
+    )
+    assert [(timing.config, timing.variant == "invbench") for timing in timings] == [
+        ("first", False),
+        ("first", True),
+        ("second", False),
+        ("second", True),
+    ]
+    assert [timing.speedup for timing in timings][::2] == [1.0, 1.0]  # each against its own
+    assert len(calls) == 4 * (1 + 3)  # a warm-up round, then three timed ones
+    rounds = [calls[index : index + 4] for index in range(0, len(calls), 4)]
+    assert len(set(rounds[0])) == 4  # every model once a round...
+    assert all(row == rounds[0] for row in rounds)  # ...in the same order
+
+
+def test_interleaved_medians_take_one_call_of_each_per_round():
+    from involution_bench.bench.timing import interleaved_medians
+
+    order = []
+    medians = interleaved_medians(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=2
+    )
+    assert order == ["a", "b"] * 5
+    assert set(medians) == {"a", "b"} and all(value >= 0 for value in medians.values())
+
+
 def test_cli_bench_op_json_and_unknown_shape(monkeypatch):
     monkeypatch.setattr(bench, "ALL_OP_SHAPES", {"tiny": TINY})
     result = runner.invoke(app, ["bench", "op", "--repeats", "2", "--json"])

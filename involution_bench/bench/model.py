@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from involution_bench.bench.timing import median_seconds
+from involution_bench.bench.timing import interleaved_medians
 from involution_bench.config import ExperimentConfig, kind_names
 from involution_bench.kinds import LAYER_KINDS
 from involution_bench.models import build_model, layer_costs, resolve_jit_compile, total_macs
@@ -88,36 +88,65 @@ def has_own_optimizer(config: ExperimentConfig) -> bool:
 
 def bench_model(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[ModelTiming]:
     """Training-step time and inference speed of a config's model against its baseline."""
-    batch = config.train.batch_size
-    rng = np.random.default_rng(config.seed)
-    images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
-    variants = model_variants(config)
-    classes = variants[0][1].output_shape[-1]  # the dataset's classes, as the config says
-    labels = rng.integers(0, classes, batch).astype(np.int32)
+    return bench_models([config], steps, warmup)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    config: ExperimentConfig
+    variant: str
+    model: keras.Model
+    images: np.ndarray
+    labels: np.ndarray
+    macs: int
+
+
+def bench_models(
+    configs: Sequence[ExperimentConfig], steps: int = 10, warmup: int = 3
+) -> list[ModelTiming]:
+    """`bench_model` of several configs, every model of every config timed in turns
+    (one step of each per round), so that ratios between configs hold too."""
+    prepared = []
+    for config in configs:
+        batch = config.train.batch_size
+        rng = np.random.default_rng(config.seed)
+        images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
+        variants = model_variants(config)
+        classes = variants[0][1].output_shape[-1]  # the dataset's classes, as the config says
+        labels = rng.integers(0, classes, batch).astype(np.int32)
+        for index, (variant, model, jit) in enumerate(variants):
+            macs = total_macs(layer_costs(model))
+            compile_variant(model, config, jit, keras_own=index == 0)
+            prepared.append(_Prepared(config, variant, model, images, labels, macs))
+    step_seconds = interleaved_medians(
+        {n: lambda p=p: p.model.train_on_batch(p.images, p.labels) for n, p in enumerate(prepared)},
+        steps,
+        warmup,
+    )
+    infer_seconds = interleaved_medians(
+        {n: lambda p=p: p.model.predict_on_batch(p.images) for n, p in enumerate(prepared)},
+        steps,
+        warmup,
+    )
+    baselines = {}  # each config's first variant
     results = []
-    for index, (variant, model, jit) in enumerate(variants):
-        macs = total_macs(layer_costs(model))
-        compile_variant(model, config, jit, keras_own=index == 0)
-        step = median_seconds(lambda m=model: m.train_on_batch(images, labels), steps, warmup)
-        infer = median_seconds(lambda m=model: m.predict_on_batch(images), steps, warmup)
+    for n, item in enumerate(prepared):
+        batch, step = item.config.train.batch_size, step_seconds[n]
+        baselines.setdefault(id(item.config), step)
         results.append(
             ModelTiming(
-                config=config.name,
-                variant=variant,
-                jit_compile=bool(model.jit_compile),
+                config=item.config.name,
+                variant=item.variant,
+                jit_compile=bool(item.model.jit_compile),
                 step_milliseconds=step * 1e3,
                 train_images_per_second=batch / step,
-                inference_images_per_second=batch / infer,
-                speedup=0.0,
-                macs_per_image=macs,
-                train_gmacs_per_second=TRAINING_MAC_FACTOR * macs * batch / step / 1e9,
+                inference_images_per_second=batch / infer_seconds[n],
+                speedup=baselines[id(item.config)] / step,
+                macs_per_image=item.macs,
+                train_gmacs_per_second=TRAINING_MAC_FACTOR * item.macs * batch / step / 1e9,
             )
         )
-    baseline = results[0].step_milliseconds
-    return [
-        ModelTiming(**{**timing.to_dict(), "speedup": baseline / timing.step_milliseconds})
-        for timing in results
-    ]
+    return results
 
 
 def pair_ratios(timings: Sequence[ModelTiming]) -> list[tuple[str, str, float, float]]:

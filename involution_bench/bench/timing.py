@@ -1,14 +1,15 @@
 """Timing helpers every benchmark shares: medians after warm-up, and waiting for results.
 
 Every figure is a median over repeats after warm-up, measured in the same
-process as its baseline, so ratios hold even on a noisy machine.
+process as its baseline, so ratios hold even on a noisy machine; where
+several things are compared, in turns (`interleaved_medians`).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -17,14 +18,29 @@ FLOAT_BYTES = 4
 
 
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int) -> float:
+    return interleaved_medians({None: run}, repeats, warmup)[None]
+
+
+def interleaved_medians(
+    runs: Mapping[Hashable, Callable[[], object]], repeats: int, warmup: int
+) -> dict[Hashable, float]:
+    """The median seconds of each run, timed in turns: one call of each per round.
+
+    A shared machine's speed drifts over seconds to minutes. Runs timed one
+    after the other each meet a different machine, and their ratio moves
+    with it (RedNet against its ResNet read 1.14, then 1.24, on one EPYC within
+    minutes); in turns, every round meets the same machine.
+    """
     for _ in range(warmup):
-        _wait(run())
-    times = []
+        for run in runs.values():
+            _wait(run())
+    times: dict[Hashable, list[float]] = {key: [] for key in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        _wait(run())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, run in runs.items():
+            start = time.perf_counter()
+            _wait(run())
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:

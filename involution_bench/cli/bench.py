@@ -103,9 +103,7 @@ def bench_model(
     configs = load_configs_then_tensorflow(config, overrides)
     from involution_bench.bench import model as bench
 
-    timings = [
-        timing for experiment in configs for timing in bench.bench_model(experiment, repeats)
-    ]
+    timings = bench.bench_models(configs, repeats)  # every model in turns
     if as_json:
         echo_json(timings)
         return
