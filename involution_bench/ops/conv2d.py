@@ -21,7 +21,8 @@ import tensorflow as tf
 
 
 def pointwise_product(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """A 1x1, stride-1 convolution of `(..., C_in)` by a `(1, 1, C_in, C_out)` kernel."""
+    """A 1x1, stride-1 convolution of `(..., C_in)` by a `(1, 1, C_in, C_out)` (or
+    `(C_in, C_out)`) kernel."""
     channels_in, channels_out = kernel.shape[-2], kernel.shape[-1]
     leading = tf.shape(inputs)[:-1]
     rows = tf.reshape(inputs, [-1, channels_in])
