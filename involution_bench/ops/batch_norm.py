@@ -16,12 +16,26 @@ What has to match Keras, and does:
 
 Where the fused kernel does not apply (masks, renorm, synchronized, an axis
 other than the last, ranks other than 2 and 4) it is Keras' own code path.
+
+In training, channel counts that divide 16 (the involution layer's kernel
+generator, attention's 8-channel bottlenecks) take a native kernel instead:
+TensorFlow's fused kernel costs about a millisecond there whatever the
+tensor's size, several times its passes over memory. It computes the same
+statistics (the mean, then the biased variance over x - mean, summed in
+double) and the same gradient; without the native library it is the fused
+kernel again.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from involution_bench.ops.native import native_ops
+
+# Channel counts that divide this many lanes take the native kernel in
+# training (involution_bench/ops/native/batch_norm_kernels.h).
+NARROW_LANES = 16
 
 
 @keras.saving.register_keras_serializable(package="involution_bench")
@@ -59,6 +73,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
         mean = tf.cast(self.moving_mean, tf.float32)
         variance = tf.cast(self.moving_variance, tf.float32)
         learning = bool(training) and self.trainable
+        library = narrow_kernel(x.shape[-1]) if learning else None
+        if library is not None:
+            outputs, batch_mean, biased = library.invbench_narrow_batch_norm(
+                x, gamma, beta, epsilon=self.epsilon
+            )
+            self._update_moving(mean, variance, batch_mean, biased)
+            return tf.cast(outputs[:, 0, 0, :] if flat else outputs, self.compute_dtype)
         outputs, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=x,
             scale=gamma,
@@ -72,8 +93,23 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if learning:
             count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
             biased = batch_variance * (count - 1.0) / count
-            self.moving_mean.assign(mean * self.momentum + batch_mean * (1.0 - self.momentum))
-            self.moving_variance.assign(variance * self.momentum + biased * (1.0 - self.momentum))
+            self._update_moving(mean, variance, batch_mean, biased)
         if flat:
             outputs = outputs[:, 0, 0, :]
         return tf.cast(outputs, self.compute_dtype)
+
+    def _update_moving(self, mean, variance, batch_mean, biased_variance) -> None:
+        self.moving_mean.assign(mean * self.momentum + batch_mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            variance * self.momentum + biased_variance * (1.0 - self.momentum)
+        )
+
+
+def narrow_kernel(channels: int | None):
+    """The native op library where it normalizes `channels` in training: channel
+    counts dividing 16, on a CPU-only machine where the library builds; else None."""
+    if channels is None or channels > NARROW_LANES or NARROW_LANES % channels:
+        return None
+    if tf.config.list_logical_devices("GPU"):
+        return None
+    return native_ops()

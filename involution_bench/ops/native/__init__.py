@@ -45,7 +45,8 @@ from involution_bench.system.machine import cpu_fields, cpu_flags
 SOURCE = Path(__file__).with_name("involution_ops.cc")
 # The kernels' arithmetic, which the source includes: a change to it rebuilds too.
 HEADERS = tuple(
-    Path(__file__).with_name(name) for name in ("involution_kernels.h", "attention_kernels.h")
+    Path(__file__).with_name(name)
+    for name in ("involution_kernels.h", "attention_kernels.h", "batch_norm_kernels.h")
 )
 NATIVE_ENV = "INVBENCH_NATIVE"
 COMPILERS = ("g++", "c++", "clang++")
@@ -232,6 +233,14 @@ def loaded_build() -> str | None:
 
 
 def _register_gradient(library) -> None:
+    @tf.RegisterGradient("InvbenchNarrowBatchNorm")
+    def _narrow_batch_norm_gradient(op, grad, *_statistics):  # the statistics: no gradient
+        x, gamma, _ = op.inputs
+        _, mean, variance = op.outputs
+        return library.invbench_narrow_batch_norm_grad(
+            grad, x, gamma, mean, variance, epsilon=op.get_attr("epsilon")
+        )
+
     @tf.RegisterGradient("InvbenchInvolution")
     def _involution_gradient(op, grad):
         inputs, kernel = op.inputs

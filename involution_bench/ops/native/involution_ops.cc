@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention_kernels.h"
+#include "batch_norm_kernels.h"
 #include "involution_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -195,6 +196,90 @@ class InvolutionGradOp : public InvolutionBase {
     } else {
       KernelGradImages(context, g, dy, other, out);
     }
+  }
+};
+
+// Batch normalization in training for channels dividing 16 (batch_norm_kernels.h):
+// x (..., C) float, gamma and beta (C); outputs y, the batch mean and the
+// biased variance. The gradient op takes dy, x, gamma, mean and variance.
+class NarrowNormBase : public OpKernel {
+ public:
+  explicit NarrowNormBase(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("epsilon", &epsilon_));
+  }
+
+ protected:
+  // The channel count, once x and the per-channel operands are checked.
+  int64_t Channels(OpKernelContext* context, const Tensor& x, std::initializer_list<int> vectors) {
+    if (x.dims() < 1) {
+      context->SetStatus(InvalidArgument("x must have a channel axis"));
+      return 0;
+    }
+    const int64_t channels = x.dim_size(x.dims() - 1);
+    if (!invbench::NarrowNormChannels(channels)) {
+      context->SetStatus(InvalidArgument("channels must divide 16, got ", channels));
+      return 0;
+    }
+    for (int index : vectors) {
+      if (context->input(index).shape() != TensorShape({channels})) {
+        context->SetStatus(InvalidArgument("per-channel operand ", index, " must be (",
+                                           channels, "), got ",
+                                           context->input(index).shape().DebugString()));
+        return 0;
+      }
+    }
+    return channels;
+  }
+
+  float epsilon_ = 0;
+};
+
+class NarrowNormOp : public NarrowNormBase {
+ public:
+  using NarrowNormBase::NarrowNormBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& x = context->input(0);
+    const int64_t channels = Channels(context, x, {1, 2});
+    if (!context->status().ok()) return;
+    Tensor *y = nullptr, *mean = nullptr, *variance = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({channels}), &mean));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({channels}), &variance));
+    OP_REQUIRES(context, x.NumElements() >= channels,
+                InvalidArgument("batch normalization needs at least one row"));
+    invbench::NormTrainingForward(x.flat<float>().data(), x.NumElements(), channels,
+                                  context->input(1).flat<float>().data(),
+                                  context->input(2).flat<float>().data(), epsilon_,
+                                  y->flat<float>().data(), mean->flat<float>().data(),
+                                  variance->flat<float>().data());
+  }
+};
+
+class NarrowNormGradOp : public NarrowNormBase {
+ public:
+  using NarrowNormBase::NarrowNormBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& dy = context->input(0);
+    const Tensor& x = context->input(1);
+    const int64_t channels = Channels(context, x, {2, 3, 4});
+    if (!context->status().ok()) return;
+    OP_REQUIRES(context, dy.shape() == x.shape(),
+                InvalidArgument("gradient shape ", dy.shape().DebugString(),
+                                " does not match x ", x.shape().DebugString()));
+    Tensor *dx = nullptr, *dgamma = nullptr, *dbeta = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({channels}), &dgamma));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({channels}), &dbeta));
+    OP_REQUIRES(context, x.NumElements() >= channels,
+                InvalidArgument("batch normalization needs at least one row"));
+    invbench::NormTrainingGrad(dy.flat<float>().data(), x.flat<float>().data(), x.NumElements(),
+                               channels, context->input(2).flat<float>().data(),
+                               context->input(3).flat<float>().data(),
+                               context->input(4).flat<float>().data(), epsilon_,
+                               dx->flat<float>().data(), dgamma->flat<float>().data(),
+                               dbeta->flat<float>().data());
   }
 };
 
@@ -432,6 +517,41 @@ REGISTER_OP("InvbenchNeighbourhoodSoftmaxGrad")
       context->set_output(2, context->input(3));
       return tensorflow::OkStatus();
     });
+
+REGISTER_OP("InvbenchNarrowBatchNorm")
+    .Input("x: float")
+    .Input("gamma: float")
+    .Input("beta: float")
+    .Output("y: float")
+    .Output("mean: float")
+    .Output("variance: float")
+    .Attr("epsilon: float")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(0));
+      context->set_output(1, context->input(1));
+      context->set_output(2, context->input(1));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("InvbenchNarrowBatchNormGrad")
+    .Input("grad: float")
+    .Input("x: float")
+    .Input("gamma: float")
+    .Input("mean: float")
+    .Input("variance: float")
+    .Output("x_grad: float")
+    .Output("gamma_grad: float")
+    .Output("beta_grad: float")
+    .Attr("epsilon: float")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(1));
+      context->set_output(1, context->input(2));
+      context->set_output(2, context->input(2));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNorm").Device(DEVICE_CPU), NarrowNormOp);
+REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNormGrad").Device(DEVICE_CPU), NarrowNormGradOp);
 
 #define REGISTER_KERNELS(T)                                                                    \
   REGISTER_KERNEL_BUILDER(                                                                     \
