@@ -28,6 +28,8 @@
 
 #if defined(__AVX__)
 #include <immintrin.h>
+#elif defined(__SSE__)
+#include <xmmintrin.h>
 #endif
 
 namespace invbench {
@@ -508,6 +510,18 @@ struct ColumnRegister {
   using type = void;
 };
 
+#if defined(__SSE__)
+// Transposes 4 vectors of 4 floats in registers (rows[q][l] -> rows[l][q]).
+inline void TransposeColumns(__m128* rows) {
+  _MM_TRANSPOSE4_PS(rows[0], rows[1], rows[2], rows[3]);
+}
+
+template <>
+struct ColumnRegister<4> {
+  using type = __m128;
+};
+#endif
+
 #if defined(__AVX__)
 // Transposes 8 vectors of 8 floats in registers (rows[q][l] -> rows[l][q]).
 inline void TransposeColumns(__m256* rows) {
@@ -568,6 +582,36 @@ struct ColumnRegister<16> {
   using type = __m512;
 };
 #endif
+
+// out[c * out_stride + q] = in[q * pixel_stride + c] for c < channels and
+// q < count: `count` pixels' channels, turned channel-major (widened to A).
+// A whole tile of COLS float pixels goes COLS channels at a time through a
+// transpose in registers; one value at a time, this copy took most of the
+// kernel gradient at 8x8 and 4x4 outputs, where each tap has few columns.
+template <int64_t COLS, typename A, typename T>
+inline void CopyChannelMajor(const T* in, int64_t pixel_stride, int64_t channels, int64_t count,
+                             A* out, int64_t out_stride) {
+  using Register = typename ColumnRegister<COLS>::type;
+  int64_t c0 = 0;
+  if constexpr (std::is_same_v<A, float> && std::is_same_v<T, float> &&
+                !std::is_void_v<Register>) {
+    if (count == COLS) {
+      for (; c0 + COLS <= channels; c0 += COLS) {
+        Register rows[COLS];
+        for (int64_t q = 0; q < COLS; ++q) {
+          std::memcpy(&rows[q], in + q * pixel_stride + c0, sizeof(Register));
+        }
+        TransposeColumns(rows);
+        for (int64_t l = 0; l < COLS; ++l) {
+          std::memcpy(out + (c0 + l) * out_stride, &rows[l], sizeof(Register));
+        }
+      }
+    }
+  }
+  for (int64_t c = c0; c < channels; ++c) {
+    for (int64_t q = 0; q < count; ++q) out[c * out_stride + q] = Widen<A>(in[q * pixel_stride + c]);
+  }
+}
 
 // out[jj * count + r] = block[r * COLS + jj] for r < count and jj < width:
 // a block of COLS columns, one row per (tap, group), turned into the kernel
@@ -649,12 +693,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       for (int64_t q0 = first; q0 < last; q0 += COLS) {
         const int64_t count = std::min(COLS, last - q0);
         const T* in = image_row + (q0 * s + phase - g.pad_left) * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          A* out = plane_row + c * columns + q0;
-          for (int64_t qq = 0; qq < count; ++qq) {
-            out[qq] = Widen<A>(in[qq * s * channels + c]);
-          }
-        }
+        CopyChannelMajor<COLS>(in, s * channels, channels, count, plane_row + q0, columns);
       }
     }
   }
@@ -664,12 +703,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
     const T* gradient_row = dy + (b * oh + i) * ow * channels;
     for (int64_t j0 = 0; j0 < ow; j0 += COLS) {
       const int64_t count = std::min(COLS, ow - j0);
-      for (int64_t c = 0; c < channels; ++c) {
-        A* out = upstream.data() + (i * channels + c) * padded_ow + j0;
-        for (int64_t jj = 0; jj < count; ++jj) {
-          out[jj] = Widen<A>(gradient_row[(j0 + jj) * channels + c]);
-        }
-      }
+      CopyChannelMajor<COLS>(gradient_row + j0 * channels, channels, channels, count,
+                             upstream.data() + i * channels * padded_ow + j0, padded_ow);
     }
   }
   constexpr int64_t kTaps = K ? K : 1;
