@@ -19,9 +19,10 @@ from involution_bench.bench.attention import AttentionShape
 from involution_bench.bench.layers import bench_layers
 from involution_bench.cli import app
 from involution_bench.config import config_from_dict
-from involution_bench.models.build import build_model
+from involution_bench.models.build import build_model, involution_op_layers
 from involution_bench.models.macs import layer_costs, total_macs
 from involution_bench.ops.article import article_attention, article_involution
+from involution_bench.ops.batch_norm import BatchNormalization
 
 runner = CliRunner()
 TINY = bench.OpShape("tiny", batch=2, size=9, channels=8, kernel_size=3, groups=2, stride=2)
@@ -148,6 +149,24 @@ def test_models_of_several_configs_are_timed_in_turns(monkeypatch):
     rounds = [calls[index : index + 4] for index in range(0, len(calls), 4)]
     assert len(set(rounds[0])) == 4  # every model once a round...
     assert all(row == rounds[0] for row in rounds)  # ...in the same order
+
+
+def test_a_forced_xla_bench_model_runs_nothing_native_inside_xla():
+    raw = tiny_config(jit_compile=True)
+    raw["model"]["layers"] = [
+        {"involution": {"kernel_size": 3, "groups": 1, "reduction_ratio": 1}},  # a 3-channel norm
+        {"conv2d": {"filters": 4, "kernel_size": 1}},
+        "batch_norm",  # 4 channels: the native kernel, outside XLA
+        "flatten",
+        {"dense": {"units": 10}},
+    ]
+    model, jit = model_bench.invbench_model(config_from_dict(raw))
+    assert jit is True
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNormalization)]
+    assert len(norms) == 2 and not any(norm.native for norm in norms)
+    assert all(layer.implementation == "slices" for layer in involution_op_layers(model))
+    timings = model_bench.bench_model(config_from_dict(raw), steps=1, warmup=1)
+    assert timings[-1].jit_compile is True and timings[-1].step_milliseconds > 0
 
 
 def test_interleaved_medians_take_one_call_of_each_per_round():

@@ -111,6 +111,28 @@ def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir)
     assert np.isfinite(result.summary.final_val_loss)
 
 
+# A 4-channel batch norm, and an involution whose kernel generator normalizes
+# 4 channels: both would train on the native kernel, which XLA cannot compile.
+NARROW_NORM_MODEL = [
+    {"conv2d": {"filters": 4, "kernel_size": 3, "padding": "same"}},
+    "batch_norm",
+    "relu",
+    {"involution": {"kernel_size": 3, "groups": 1, "reduction_ratio": 1}},
+    "global_avg_pool",
+    {"dense": {"units": 10}},
+]
+
+
+def test_forced_xla_trains_a_model_whose_batch_norms_are_narrow(tmp_path, monkeypatch, cifar_dir):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    raw = tiny_config(epochs=1, jit_compile=True)
+    raw["model"]["layers"] = NARROW_NORM_MODEL
+    result = train(config_from_dict(raw), tmp_path)
+    assert result.summary.status == "completed"
+    assert result.summary.jit_compile is True
+    assert np.isfinite(result.summary.final_val_loss)
+
+
 def test_cosine_schedule_warms_up_then_decays_to_zero():
     from involution_bench.train.optimizers import learning_rate_schedule
 

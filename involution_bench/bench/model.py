@@ -16,7 +16,13 @@ import numpy as np
 from involution_bench.bench.timing import interleaved_medians
 from involution_bench.config import ExperimentConfig, kind_names
 from involution_bench.kinds import LAYER_KINDS
-from involution_bench.models import build_model, layer_costs, resolve_jit_compile, total_macs
+from involution_bench.models import (
+    build_model,
+    layer_costs,
+    prepare_for_xla,
+    resolve_jit_compile,
+    total_macs,
+)
 from involution_bench.train.losses import training_loss
 from involution_bench.train.optimizers import OPTIMIZERS, make_optimizer
 
@@ -68,7 +74,10 @@ def invbench_model(config: ExperimentConfig) -> tuple[keras.Model, bool | str]:
     """The model invbench trains for the config, at its precision, and its XLA setting."""
     keras.mixed_precision.set_dtype_policy(config.train.precision)  # as training would
     model = build_model(config.layers, config.model.input_shape, config.name)
-    return model, resolve_jit_compile(config.train.jit_compile, model)
+    jit = resolve_jit_compile(config.train.jit_compile, model)
+    if jit is True:
+        prepare_for_xla(model)  # as training does: nothing native inside XLA
+    return model, jit
 
 
 def compile_variant(model: keras.Model, config: ExperimentConfig, jit, keras_own: bool) -> None:

@@ -16,6 +16,7 @@ import keras
 from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
 from involution_bench.kinds import LAYER_KINDS, LayerKind
+from involution_bench.ops.batch_norm import BatchNormalization
 
 
 def layer_builders() -> dict[str, Callable[..., keras.layers.Layer]]:
@@ -114,9 +115,14 @@ def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
 
 
 def prepare_for_xla(model: keras.Model) -> None:
-    """Make every involution and attention layer use the op XLA can compile (pure TensorFlow)."""
+    """Make every involution and attention layer use the op XLA can compile (pure
+    TensorFlow), and every batch norm, the involution layers' own included, the
+    fused kernel rather than the native one."""
     for layer in involution_op_layers(model):
         layer.implementation = "slices"
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, BatchNormalization):
+            layer.native = False
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:

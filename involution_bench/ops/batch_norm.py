@@ -50,6 +50,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
         ['gamma', 'beta', 'moving_mean', 'moving_variance']
     """
 
+    # Whether training may use the native kernel for narrow channels. XLA cannot
+    # compile it: `models.prepare_for_xla` turns it off (it is not in the config).
+    native = True
+
     def _fusable(self, inputs, mask) -> bool:
         rank = len(inputs.shape)
         return (
@@ -73,7 +77,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         mean = tf.cast(self.moving_mean, tf.float32)
         variance = tf.cast(self.moving_variance, tf.float32)
         learning = bool(training) and self.trainable
-        library = narrow_kernel(x.shape[-1]) if learning else None
+        library = narrow_kernel(x.shape[-1]) if learning and self.native else None
         if library is not None:
             outputs, batch_mean, biased = library.invbench_narrow_batch_norm(
                 x, gamma, beta, epsilon=self.epsilon
