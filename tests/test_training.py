@@ -100,17 +100,6 @@ def test_jit_compile_resolution(layers, setting, expected):
     assert resolve_jit_compile(setting, model) == expected
 
 
-def test_forced_xla_trains_an_involution_model(tmp_path, monkeypatch, cifar_dir):
-    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
-    raw = tiny_config(epochs=1, jit_compile=True)
-    raw["model"]["layers"] = NATIVE_MODEL
-    result = train(config_from_dict(raw), tmp_path)
-    assert result.summary.status == "completed"
-    assert result.summary.jit_compile is True
-    assert result.summary.involution_op == "slices"
-    assert np.isfinite(result.summary.final_val_loss)
-
-
 # A 4-channel batch norm, and an involution whose kernel generator normalizes
 # 4 channels: both would train on the native kernel, which XLA cannot compile.
 NARROW_NORM_MODEL = [
@@ -123,13 +112,17 @@ NARROW_NORM_MODEL = [
 ]
 
 
-def test_forced_xla_trains_a_model_whose_batch_norms_are_narrow(tmp_path, monkeypatch, cifar_dir):
+@pytest.mark.parametrize("layers", [NATIVE_MODEL, NARROW_NORM_MODEL], ids=["involution", "norms"])
+def test_forced_xla_trains_models_that_would_run_native_kernels(
+    layers, tmp_path, monkeypatch, cifar_dir
+):
     monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
     raw = tiny_config(epochs=1, jit_compile=True)
-    raw["model"]["layers"] = NARROW_NORM_MODEL
+    raw["model"]["layers"] = layers
     result = train(config_from_dict(raw), tmp_path)
     assert result.summary.status == "completed"
     assert result.summary.jit_compile is True
+    assert result.summary.involution_op == "slices"
     assert np.isfinite(result.summary.final_val_loss)
 
 
