@@ -1,9 +1,9 @@
 // Involution as fused TensorFlow CPU ops: the forward pass and both gradients,
 // over the arithmetic of involution_kernels.h (which says how each is laid
-// out for the vector units). Work is split over rows of the output (the
-// input, for the input gradient; images, for the kernel gradient), so no two
-// threads ever write the same value: no atomics, and the same result on
-// every run.
+// out for the vector units), and the narrow batch norm of batch_norm_kernels.h.
+// Work is split over rows of the output for the forward pass and over images
+// for both gradients, so no two threads ever write the same value: no
+// atomics, and the same result on every run.
 
 #include <cstdint>
 #include <vector>
