@@ -130,7 +130,9 @@ def test_through_the_cli_a_resumed_run_keeps_counting_stalled_epochs(write_confi
 
     config = stalling_config(epochs=12)
     config["train"]["early_stopping"]["patience"] = 3
-    config["train"]["batch_size"] = 8  # 10 steps an epoch: the signal lands well before epoch 4
+    # 40 steps an epoch: the signal lands well before epoch 4, however fast a step
+    # (at 10 steps, faster steps let the run finish first on a clean clone once).
+    config["train"]["batch_size"] = 2
     process = start_training(write_config(config), tmp_path / "runs")
     run_dir = wait_for_epochs(tmp_path / "runs", 1, process)
     process.send_signal(signal.SIGINT)
