@@ -164,6 +164,7 @@ bench: $(INSTALLED)
 	$(INVBENCH) bench model --config configs/rednet.yaml --config configs/resnet.yaml --set train.precision=mixed_bfloat16
 	$(INVBENCH) bench model --config configs/equal-macs/conv.yaml --config configs/equal-macs/involution.yaml --config configs/equal-macs/attention.yaml
 	$(INVBENCH) bench layers --config configs/resnet.yaml --config configs/rednet.yaml
+	$(INVBENCH) bench epoch --config configs/resnet.yaml --config configs/rednet.yaml
 	$(INVBENCH) bench corruptions
 	$(INVBENCH) bench runs
 

@@ -33,12 +33,12 @@ def interleaved_medians(
     """
     for _ in range(warmup):
         for run in runs.values():
-            _wait(run())
+            wait_for_result(run())
     times: dict[Hashable, list[float]] = {key: [] for key in runs}
     for _ in range(repeats):
         for key, run in runs.items():
             start = time.perf_counter()
-            _wait(run())
+            wait_for_result(run())
             times[key].append(time.perf_counter() - start)
     return {key: statistics.median(values) for key, values in times.items()}
 
@@ -51,7 +51,7 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * source.nbytes / seconds
 
 
-def _wait(result: object) -> None:
+def wait_for_result(result: object) -> None:
     """Block until a result is computed (eager ops can return before they finish).
 
     Reads back one value of each tensor, not all of it: copying a whole
