@@ -10,7 +10,8 @@ import pytest
 from conftest import TEST_IMAGES, TRAIN_PER_BATCH, load_cifar10
 
 from involution_bench.data import DATA_DIR_ENV, resolve_data_dir
-from involution_bench.data.pipelines import make_datasets
+from involution_bench.data import pipelines as pipeline_module
+from involution_bench.data.pipelines import evaluation_batch_size, make_datasets
 from involution_bench.data.split import with_validation
 from involution_bench.errors import DataError
 
@@ -137,6 +138,37 @@ def test_pipeline_scales_batches_and_reshuffles_each_epoch(cifar_dir):
     np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in validation]), data.y_test)
     x0 = next(iter(validation))[0].numpy()[0]
     np.testing.assert_allclose(x0, data.x_test[0] / 255.0, rtol=1e-6)
+
+
+def test_evaluation_batches_hold_a_fixed_number_of_pixels_and_never_fewer_images():
+    assert evaluation_batch_size((32, 32, 3)) == 1024
+    assert evaluation_batch_size((64, 64, 3)) == 256  # 1,024 / 4, at the floor
+    assert evaluation_batch_size((224, 224, 3)) == 256  # never under the floor
+    assert evaluation_batch_size((32, 32, 3), at_least=2048) == 2048
+    assert evaluation_batch_size((16, 16, 1), at_least=8) == 4096
+
+
+def test_validation_runs_in_evaluation_batches_with_the_same_metrics(cifar_dir, monkeypatch):
+    import keras
+
+    data = with_validation(load_cifar10(cifar_dir), "test", split_seed=0)
+    monkeypatch.setattr(pipeline_module, "EVALUATION_PIXELS", 10 * 32 * 32)
+    small = make_datasets(data, batch_size=4, seed=3).validation
+    assert [len(y) for _, y in small] == [10, 10, 4]  # 10 images a batch, not the 4 of training
+    wide = make_datasets(data, batch_size=16, seed=3).validation
+    assert [len(y) for _, y in wide] == [16, 8]  # never fewer than training's
+    one = make_datasets(data, batch_size=TEST_IMAGES, seed=3).validation
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+         keras.layers.Dense(10)]
+    )  # fmt: skip
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    scores = [model.evaluate(batches, verbose=0, return_dict=True) for batches in (small, one)]
+    assert scores[0]["accuracy"] == scores[1]["accuracy"]
+    assert np.isclose(scores[0]["loss"], scores[1]["loss"], rtol=1e-5)
 
 
 def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):

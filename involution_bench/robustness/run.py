@@ -16,6 +16,7 @@ import numpy as np
 
 from involution_bench.analysis.plots import png_bytes
 from involution_bench.data import ImageData
+from involution_bench.data.pipelines import evaluation_batch_size
 from involution_bench.errors import RunError
 from involution_bench.models import load_saved_model
 from involution_bench.robustness.figures import reliability_figure, robustness_figure
@@ -27,12 +28,13 @@ from involution_bench.system.machine import cpu_description
 from involution_bench.system.provenance import now_iso
 
 CHECKPOINTS = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
-BATCH_SIZE = 256
 
 
 def model_predict(model) -> Any:
     """Logits for float32 images, in batches, without Keras' progress bar."""
-    return lambda images: model.predict(images, batch_size=BATCH_SIZE, verbose=0)
+    return lambda images: model.predict(
+        images, batch_size=evaluation_batch_size(images.shape[1:]), verbose=0
+    )
 
 
 def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from involution_bench.data import scaled
+from involution_bench.data.pipelines import evaluation_batch_size
 from involution_bench.models import load_saved_model
 from involution_bench.runs import BEST_MODEL_FILE, MODEL_FILE, Run
 from involution_bench.runs.dataset import run_data
@@ -23,7 +24,6 @@ from involution_bench.system.provenance import now_iso
 from involution_bench.train.testing import logit_scores
 
 CHECKPOINTS = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
-BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,12 @@ def evaluate_run(run: Run, checkpoint: str = "best", repeats: int = 3) -> Evalua
     images, labels = scaled(data.x_test), data.y_test
     class_names = data.class_names
 
-    model.predict(images[:BATCH_SIZE], batch_size=BATCH_SIZE, verbose=0)  # warm-up: tracing
+    batch = evaluation_batch_size(images.shape[1:])
+    model.predict(images[:batch], batch_size=batch, verbose=0)  # warm-up: tracing
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        logits = model.predict(images, batch_size=BATCH_SIZE, verbose=0)
+        logits = model.predict(images, batch_size=batch, verbose=0)
         seconds.append(time.perf_counter() - start)
     scores = logit_scores(logits, labels)
     predicted = logits.argmax(axis=-1)

@@ -16,11 +16,9 @@ import keras
 import numpy as np
 
 from involution_bench.data import ImageData
-from involution_bench.data.pipelines import evaluation_batches
+from involution_bench.data.pipelines import evaluation_batch_size, evaluation_batches
 from involution_bench.models import load_saved_model
 from involution_bench.runs import BEST_MODEL_FILE, MODEL_FILE
-
-BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,9 @@ def logit_scores(logits: np.ndarray, labels: np.ndarray) -> TestScores:
 
 def test_scores(model: keras.Model, data: ImageData) -> TestScores:
     """One pass of `model` over the test images: accuracy, and cross-entropy of its logits."""
-    images = evaluation_batches(data.x_test, data.y_test, BATCH_SIZE).map(lambda x, y: x)
+    images = evaluation_batches(
+        data.x_test, data.y_test, evaluation_batch_size(data.x_test.shape[1:])
+    ).map(lambda x, y: x)
     return logit_scores(model.predict(images, verbose=0), data.y_test)
 
 
