@@ -1,9 +1,11 @@
-"""The fused C++ CPU kernel for involution, compiled on first use and cached.
+"""The C++ CPU kernels (involution, local attention, narrow batch norm), compiled on
+first use and cached.
 
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
 installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
-`involution_kernels.h` and `attention_kernels.h`, their arithmetic. Two builds are tried, in order:
+`involution_kernels.h`, `attention_kernels.h` and `batch_norm_kernels.h`, their
+arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -181,8 +183,8 @@ def _compile(compiler: str, build: Build, target: Path) -> Path:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     log_path = target.with_suffix(".log")
     print(
-        f"invbench: compiling the native involution kernel ({build.name} build, "
-        "once per TensorFlow version)...",
+        f"invbench: compiling the native kernels for involution, attention and batch norm "
+        f"({build.name} build, once per TensorFlow version)...",
         file=sys.stderr,
     )
     try:
@@ -253,7 +255,7 @@ def _register_gradient(library) -> None:
 
 def _fall_back(reason: str) -> None:
     print(
-        f"invbench: native involution kernel unavailable: {reason}; using pure TensorFlow",
+        f"invbench: native kernels unavailable: {reason}; using pure TensorFlow",
         file=sys.stderr,
     )
 
