@@ -12,7 +12,11 @@ import tensorflow as tf
 
 from involution_bench.ops import LocalSelfAttention
 from involution_bench.ops.native import native_ops
-from involution_bench.ops.neighbourhood import neighbourhood_logits, neighbourhood_softmax
+from involution_bench.ops.neighbourhood import (
+    full_embedding,
+    neighbourhood_logits,
+    neighbourhood_softmax,
+)
 
 IMPLEMENTATIONS = ["slices"] + (["native"] if native_ops() is not None else [])
 
@@ -163,13 +167,17 @@ def test_both_logit_implementations_agree_with_gradients():
     ],
 )
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_the_native_weights_match_the_slices_in_float64(shape, kernel_size, heads, dtype):
+@pytest.mark.parametrize("factored", [False, True], ids=["full embedding", "factored embedding"])
+def test_the_native_weights_match_the_slices_in_float64(shape, kernel_size, heads, dtype, factored):
     # The one-op weights (logits kernel + softmax epilogue) and their gradients
     # for the queries, keys and embedding, against the slices path in float64.
+    # A factored embedding, (K, depth) as the layer gives it, runs the native
+    # ops' own path; the slices expand it (`full_embedding`) and differentiate that.
     rng = np.random.default_rng(11)
     depth = shape[-1] // heads
     queries, keys = (tf.constant(rng.normal(size=shape), dtype) for _ in range(2))
-    relative = tf.constant(rng.normal(size=(kernel_size**2, depth)), dtype)
+    rows = kernel_size if factored else kernel_size**2
+    relative = tf.constant(rng.normal(size=(rows, depth)), dtype)
     upstream = rng.normal(size=(*shape[:3], kernel_size**2, heads))
 
     def run(implementation, cast):
@@ -191,13 +199,14 @@ def test_the_native_weights_match_the_slices_in_float64(shape, kernel_size, head
 
 
 @pytest.mark.skipif(len(IMPLEMENTATIONS) < 2, reason="the native kernel is not available")
-def test_the_native_softmax_is_the_same_on_every_run():
+@pytest.mark.parametrize("rows", [9, 3], ids=["full embedding", "factored embedding"])
+def test_the_native_softmax_is_the_same_on_every_run(rows):
     # The embedding's gradient is summed in shares fixed by the shape, not
     # by the threads: bitwise the same result each time.
     rng = np.random.default_rng(10)
     queries = tf.constant(rng.normal(size=(64, 8, 8, 16)), tf.float32)
     keys = tf.constant(rng.normal(size=(64, 8, 8, 16)), tf.float32)
-    relative = tf.constant(rng.normal(size=(9, 8)), tf.float32)
+    relative = tf.constant(rng.normal(size=(rows, 8)), tf.float32)
 
     def gradient():
         with tf.GradientTape() as tape:
@@ -209,6 +218,18 @@ def test_the_native_softmax_is_the_same_on_every_run():
     first = gradient()
     for _ in range(3):
         np.testing.assert_array_equal(gradient(), first)
+
+
+def test_a_factored_embedding_gives_each_tap_its_row_and_column_halves():
+    factored = tf.constant(np.arange(3 * 5, dtype=np.float32).reshape(3, 5))
+    full = full_embedding(factored, 3).numpy()
+    assert full.shape == (9, 5)
+    for u in range(3):
+        for v in range(3):
+            np.testing.assert_array_equal(full[u * 3 + v, :2], factored.numpy()[u, :2])
+            np.testing.assert_array_equal(full[u * 3 + v, 2:], factored.numpy()[v, 2:])
+    np.testing.assert_array_equal(full_embedding(tf.constant(full), 3).numpy(), full)
+    assert full_embedding(None, 3) is None
 
 
 def test_weights_sum_to_one_and_skip_outside_positions():

@@ -147,14 +147,10 @@ class LocalSelfAttention(keras.layers.Layer):
         return tf.split(projected, 3, axis=-1)
 
     def _relative_embedding(self, dtype) -> tf.Tensor:
-        """`(K*K, depth)`: tap (u, v) gets row embedding u and column embedding v."""
-        relative = tf.concat(
-            [
-                tf.repeat(self.row_embedding, self.kernel_size, axis=0),
-                tf.tile(self.column_embedding, [self.kernel_size, 1]),
-            ],
-            axis=-1,
-        )
+        """`(K, depth)`, factored: tap (u, v) gets row embedding u and column
+        embedding v (`neighbourhood.full_embedding`). The native ops take it so,
+        and spend K, not K*K, multiply-adds a channel on the position term."""
+        relative = tf.concat([self.row_embedding, self.column_embedding], axis=-1)
         return tf.cast(relative, dtype)
 
     def attention_weights(self, inputs) -> tf.Tensor:

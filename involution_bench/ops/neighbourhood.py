@@ -118,7 +118,8 @@ def neighbourhood_softmax(
     """Attention weights `(B, H, W, K*K, heads)` over each position's neighbourhood.
 
     Logits `q . (k + r[t]) / sqrt(depth)`, with `relative` `(K*K, depth)` the
-    position embedding of each tap (None: content only); keys outside the
+    position embedding of each tap, or `(K, depth)` factored (`full_embedding`),
+    or None (content only); keys outside the
     image are masked out; the softmax runs in float32 at least (in bfloat16
     it would round small weights away) and the weights come back in the
     queries' dtype.
@@ -137,7 +138,29 @@ def neighbourhood_softmax(
             tf.cast(relative, queries.dtype),
         )
     content = neighbourhood_logits(queries, keys, kernel_size, heads, implementation)
+    relative = full_embedding(relative, kernel_size)
     return _compiled_softmax(content, queries, relative, kernel_size, heads)
+
+
+def full_embedding(relative: tf.Tensor | None, kernel_size: int) -> tf.Tensor | None:
+    """The `(K*K, depth)` embedding of every tap t = u*K + v.
+
+    A factored one, `(K, depth)`, gives row offset u's embedding in its first
+    depth // 2 channels and column offset v's in the rest, as local attention
+    has it: the native ops take it so, for K*depth multiply-adds of position
+    term a position instead of K*K*depth. A `(K*K, depth)` one is returned as
+    it is (at K = 1 the two are the same).
+    """
+    if relative is None or kernel_size == 1 or relative.shape[0] != kernel_size:
+        return relative
+    rows = relative.shape[-1] // 2
+    return tf.concat(
+        [
+            tf.repeat(relative[:, :rows], kernel_size, axis=0),
+            tf.tile(relative[:, rows:], [kernel_size, 1]),
+        ],
+        axis=-1,
+    )
 
 
 def _native_weights(library, queries, keys, relative, kernel_size, heads):

@@ -124,17 +124,35 @@ bool Check(const Geometry& g) {
 
 // Attention's softmax gradient against double loops over the taps inside the
 // image, from the exact weights; heads 0 runs the run-time head count's path.
+// A factored (K, D) embedding's every tap, (K*K, D): rows in the first D / 2
+// channels, columns in the rest.
+std::vector<float> FullEmbedding(const std::vector<float>& factored, int64_t kernel_size,
+                                 int64_t depth) {
+  std::vector<float> full(kernel_size * kernel_size * depth);
+  for (int64_t u = 0; u < kernel_size; ++u) {
+    for (int64_t v = 0; v < kernel_size; ++v) {
+      for (int64_t d = 0; d < depth; ++d) {
+        full[(u * kernel_size + v) * depth + d] = factored[(d < depth / 2 ? u : v) * depth + d];
+      }
+    }
+  }
+  return full;
+}
+
 template <int64_t G>
-bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width) {
+bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width,
+                  bool factored = false) {
   invbench::SoftmaxGeometry g{2, 6, width, kernel_size, heads, depth};
+  g.factored = factored;
   const int64_t taps = g.taps(), pad = kernel_size / 2;
   std::vector<float> content(g.positions() * taps * heads), upstream(content.size());
-  std::vector<float> queries(g.positions() * g.channels()), relative(taps * depth);
+  std::vector<float> queries(g.positions() * g.channels()), given(g.embedding_size());
   std::mt19937 rng(2);
   std::normal_distribution<float> normal;
-  for (auto* values : {&content, &upstream, &queries, &relative}) {
+  for (auto* values : {&content, &upstream, &queries, &given}) {
     for (float& value : *values) value = 2 * normal(rng);
   }
+  const std::vector<float> relative = factored ? FullEmbedding(given, kernel_size, depth) : given;
   std::vector<double> w_ref(content.size()), dc_ref(content.size());
   std::vector<double> dq_ref(queries.size()), dr_ref(relative.size());
   const double scale = 1 / std::sqrt(double(depth));
@@ -170,12 +188,12 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
     }
   }
   std::vector<float> w(w_ref.begin(), w_ref.end()), dc(content.size()), dq(queries.size());
-  std::vector<float> dr_transposed(depth * invbench::PaddedTaps<float>(g));
   const int64_t rows = g.batch * g.height;
-  const invbench::SoftmaxPlan<float> plan(g, relative.data());
+  const invbench::SoftmaxPlan<float> plan(g, given.data());
+  std::vector<float> dr_transposed(depth * invbench::PaddedTaps<float>(g));
   invbench::SoftmaxGradRows<float, G>(g, plan, w.data(), upstream.data(), queries.data(),
                                       dc.data(), dq.data(), dr_transposed.data(), 0, rows);
-  std::vector<float> dr(relative.size());
+  std::vector<float> dr(relative.size());  // every tap's: the op folds a factored one after
   for (int64_t t = 0; t < taps; ++t) {
     for (int64_t d = 0; d < depth; ++d) {
       dr[t * depth + d] = dr_transposed[d * invbench::PaddedTaps<float>(g) + t];
@@ -186,9 +204,10 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
                            MaxDifference(dr, dr_ref) / 100};
   for (double error : errors) {
     if (!(error <= 1e-4)) {
-      std::printf("softmax gradient: %lld heads of %lld, K=%lld, width %lld: errors %g %g %g\n",
-                  (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
-                  errors[0], errors[1], errors[2]);
+      std::printf(
+          "softmax gradient: %lld heads of %lld, K=%lld, width %lld%s: errors %g %g %g\n",
+          (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
+          factored ? ", factored" : "", errors[0], errors[1], errors[2]);
       return false;
     }
   }
@@ -198,17 +217,20 @@ bool CheckSoftmax(int64_t heads, int64_t depth, int64_t kernel_size, int64_t wid
 // The weights in one pass (the kernel gradient with the softmax epilogue),
 // with each width of block, against double loops: logits q . (k + r),
 // scaled, masked and normalized over the taps inside the image.
-bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width) {
+bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width,
+                           bool factored = false) {
   const Geometry g = MakeGeometry(1, heads, depth, kernel_size, width);
-  const invbench::SoftmaxGeometry s{g.batch, g.height, g.width, kernel_size, heads, depth};
+  invbench::SoftmaxGeometry s{g.batch, g.height, g.width, kernel_size, heads, depth};
+  s.factored = factored;
   const int64_t taps = g.taps(), pad = kernel_size / 2;
   std::vector<float> q(g.batch * g.height * g.width * g.channels), k(q.size());
-  std::vector<float> relative(taps * depth);
+  std::vector<float> given(s.embedding_size());
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
-  for (auto* values : {&q, &k, &relative}) {
+  for (auto* values : {&q, &k, &given}) {
     for (float& value : *values) value = normal(rng);
   }
+  const std::vector<float> relative = factored ? FullEmbedding(given, kernel_size, depth) : given;
   std::vector<double> expected(g.batch * g.height * g.width * taps * heads, 0.0);
   for (int64_t p = 0; p < g.batch * g.height * g.width; ++p) {
     const int64_t b = p / (g.height * width), i = p / width % g.height, j = p % width;
@@ -232,7 +254,7 @@ bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, in
       for (int64_t t = 0; t < taps; ++t) expected[(p * taps + t) * heads + h] = z[t] / total;
     }
   }
-  const invbench::SoftmaxEpilogue<float> epilogue{s, relative.data(),
+  const invbench::SoftmaxEpilogue<float> epilogue{s, given.data(),
                                                   1.0f / std::sqrt(float(depth))};
   invbench::KernelGradScratch<float> scratch;
   bool good = true;
@@ -245,9 +267,9 @@ bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, in
     }
     const double error = MaxDifference(weights, expected);
     if (!(error <= 1e-5)) {
-      std::printf("weights: %lld heads of %lld, K=%lld, width %lld, %lld columns: error %g\n",
+      std::printf("weights: %lld heads of %lld, K=%lld, width %lld, %lld columns%s: error %g\n",
                   (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
-                  (long long)decltype(columns)::value, error);
+                  (long long)decltype(columns)::value, factored ? ", factored" : "", error);
       good = false;
     }
   };
@@ -281,6 +303,14 @@ int main() {
       bad += !CheckAttentionWeights(1, 8, kernel_size, width);
       bad += !CheckAttentionWeights(3, 4, kernel_size, width);
       bad += !CheckAttentionWeights(2, 3, kernel_size, width + 14);
+      // Factored embeddings, (K, D), as local attention's layer gives them.
+      bad += !CheckSoftmax<1>(1, 8, kernel_size, width, true);
+      bad += !CheckSoftmax<3>(3, 8, kernel_size, width, true);
+      bad += !CheckSoftmax<5>(5, 3, kernel_size, width, true);
+      bad += !CheckSoftmax<0>(7, 2, kernel_size, width, true);
+      bad += !CheckAttentionWeights(1, 8, kernel_size, width, true);
+      bad += !CheckAttentionWeights(3, 4, kernel_size, width, true);
+      bad += !CheckAttentionWeights(2, 3, kernel_size, width + 14, true);
     }
   }
   std::printf("bad cases: %d\n", bad);

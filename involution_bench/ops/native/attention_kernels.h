@@ -7,9 +7,16 @@
 //
 // with t = u*K + v the taps of a K x K neighbourhood (stride 1, "SAME"
 // padding), G heads of D channels, and r the (K*K, D) position embedding the
-// heads share. The content logits q . k are the involution kernel
-// gradient's sums (queries as its upstream); forward, the rest runs as that
-// kernel's epilogue on each block of output columns (SoftmaxEpilogue), each
+// heads share. A factored embedding (SoftmaxGeometry::factored) is given as
+// (K, D) instead, e[., .]: r[u*K + v, d] = e[u, d] for the first D/2
+// channels (a row offset's) and e[v, d] for the rest (a column offset's), as
+// local attention's layer builds it. Its forward position term then costs
+// K*D multiply-adds a position and head instead of K*K*D; the gradient
+// works on every tap's embedding and folds its sums into (K, D) at the end.
+//
+// The content logits q . k are the involution kernel gradient's sums
+// (queries as its upstream); forward, the rest runs as that kernel's
+// epilogue on each block of output columns (SoftmaxEpilogue), each
 // column in a vector lane, so the logits never reach memory. The gradient,
 // for upstream dw (SoftmaxGradRows), one pass per position:
 //
@@ -39,7 +46,11 @@ namespace invbench {
 
 struct SoftmaxGeometry {
   int64_t batch, height, width, kernel_size, heads, depth;
+  bool factored = false;  // the embedding is (K, D): rows, then columns (see above)
   int64_t taps() const { return kernel_size * kernel_size; }
+  int64_t row_channels() const { return depth / 2; }
+  // Values of the embedding (and of its gradient).
+  int64_t embedding_size() const { return (factored ? kernel_size : taps()) * depth; }
   int64_t channels() const { return heads * depth; }
   int64_t positions() const { return batch * height * width; }
 };
@@ -100,6 +111,26 @@ std::vector<A> TransposedEmbedding(const SoftmaxGeometry& g, const T* relative) 
   return transposed;
 }
 
+// Where tap t's gradient of channel d goes in a factored embedding's (K, D).
+inline int64_t FactoredIndex(const SoftmaxGeometry& g, int64_t t, int64_t d) {
+  const int64_t k = g.kernel_size;
+  return (d < g.row_channels() ? t / k : t % k) * g.depth + d;
+}
+
+// Tap u*K + v's embedding, (K*K, D), from a factored one, (K, D).
+template <typename T>
+std::vector<T> FullEmbedding(const SoftmaxGeometry& g, const T* factored) {
+  const int64_t depth = g.depth;
+  std::vector<T> full(g.taps() * depth);
+  for (int64_t t = 0; t < g.taps(); ++t) {
+    for (int64_t d = 0; d < depth; ++d) {
+      full[t * depth + d] = factored[FactoredIndex(g, t, d)];
+    }
+  }
+  return full;
+}
+
+
 // What the gradient works out once per call, for all its shares: the padded
 // row of taps, the transposed embedding and the logits' scale 1/sqrt(D).
 template <typename A>
@@ -108,11 +139,12 @@ struct SoftmaxPlan {
   SoftmaxPlan(const SoftmaxGeometry& g, const T* relative)
       : padded(PaddedTaps<A>(g)),
         vectors(padded / Vector<A>::kLanes),
-        embedding(TransposedEmbedding<A>(g, relative)),
+        embedding(g.factored ? TransposedEmbedding<A>(g, FullEmbedding(g, relative).data())
+                             : TransposedEmbedding<A>(g, relative)),
         scale(A(1) / std::sqrt(A(g.depth))) {}
 
   int64_t padded, vectors;
-  std::vector<A> embedding;
+  std::vector<A> embedding;  // every tap's, transposed (TransposedEmbedding)
   A scale;
 };
 
@@ -250,26 +282,56 @@ inline void ExpColumns(A* values) {
 template <typename A>
 struct SoftmaxEpilogue {
   const SoftmaxGeometry& g;
-  const A* relative;  // (K*K, D), widened
+  const A* relative;  // (K*K, D), or (K, D) factored; widened
   A scale;
+
+  // position[jj] += sum over channels [first, last) of q[c] * e[c], across columns.
+  template <int64_t COLS>
+  static void AddPositionTerm(A* position, const A* queries, int64_t stride, const A* e,
+                              int64_t first, int64_t last) {
+    for (int64_t d = first; d < last; ++d) {
+      const A r = e[d];
+      const A* q = queries + d * stride;
+#pragma omp simd
+      for (int64_t jj = 0; jj < COLS; ++jj) position[jj] += q[jj] * r;
+    }
+  }
 
   template <int64_t COLS>
   void operator()(A* block, const A* queries, int64_t stride, int64_t i, int64_t j0) const {
     const int64_t k = g.kernel_size, pad = k / 2, taps = g.taps(), heads = g.heads;
-    const int64_t depth = g.depth;
+    const int64_t depth = g.depth, row_channels = g.row_channels();
+    // A factored embedding's column terms, K rows of COLS, worked out once a head.
+    thread_local std::vector<A> column_terms;
+    if (g.factored) column_terms.resize(k * COLS);
     for (int64_t h = 0; h < heads; ++h) {
+      const A* head_queries = queries + h * depth * stride + j0;
+      if (g.factored) {
+        std::fill(column_terms.begin(), column_terms.end(), A(0));
+        for (int64_t v = 0; v < k; ++v) {
+          AddPositionTerm<COLS>(column_terms.data() + v * COLS, head_queries, stride,
+                                relative + v * depth, row_channels, depth);
+        }
+      }
       A top[COLS];
       std::fill(top, top + COLS, kMaskedLogit<A>);
+      A row_term[COLS];
       for (int64_t t = 0; t < taps; ++t) {
         A* row = block + (t * heads + h) * COLS;
         const int64_t source_row = i + t / k - pad, shift = t % k - pad;
         const bool row_inside = source_row >= 0 && source_row < g.height;
         A position[COLS] = {};
-        for (int64_t d = 0; d < depth; ++d) {
-          const A r = relative[t * depth + d];
-          const A* q = queries + (h * depth + d) * stride + j0;
+        if (g.factored) {
+          if (t % k == 0) {  // a new row of taps
+            std::fill(row_term, row_term + COLS, A(0));
+            AddPositionTerm<COLS>(row_term, head_queries, stride, relative + (t / k) * depth, 0,
+                                  row_channels);
+          }
+          const A* column_term = column_terms.data() + (t % k) * COLS;
 #pragma omp simd
-          for (int64_t jj = 0; jj < COLS; ++jj) position[jj] += q[jj] * r;
+          for (int64_t jj = 0; jj < COLS; ++jj) position[jj] = row_term[jj] + column_term[jj];
+        } else {
+          AddPositionTerm<COLS>(position, head_queries, stride, relative + t * depth, 0, depth);
         }
 #pragma omp simd
         for (int64_t jj = 0; jj < COLS; ++jj) {

@@ -283,8 +283,15 @@ class NarrowNormGradOp : public NarrowNormBase {
   }
 };
 
+// Whether an embedding of `rows` rows is factored, (K, D), rather than (K*K, D).
+// At K = 1 the two are the same.
+inline bool FactoredEmbedding(int64_t rows, int64_t kernel_size) {
+  return kernel_size > 1 && rows == kernel_size;
+}
+
 // Local attention's weights in one pass (inputs queries, keys (B, H, W, C)
-// and relative (K*K, D); attributes kernel_size, stride 1, groups = heads):
+// and relative (K*K, D), or (K, D) factored; attributes kernel_size, stride 1,
+// groups = heads):
 // the logits kernel (the involution kernel gradient, queries as its
 // upstream) with the softmax as the epilogue of each block.
 template <typename T>
@@ -301,10 +308,15 @@ class AttentionWeightsOp : public InvolutionBase {
     Geometry g;
     PrepareGradient(context, queries, keys, nullptr, &g);
     if (!context->status().ok()) return;
-    const invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
-                                            g.groups,       g.group_channels};
-    OP_REQUIRES(context, relative.shape() == TensorShape({g.taps(), g.group_channels}),
-                InvalidArgument("relative must be (K*K, D), got ", relative.shape().DebugString()));
+    invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
+                                      g.groups,       g.group_channels};
+    softmax.factored =
+        relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
+    OP_REQUIRES(context,
+                relative.shape() == TensorShape({softmax.embedding_size() / g.group_channels,
+                                                 g.group_channels}),
+                InvalidArgument("relative must be (K*K, D) or (K, D), got ",
+                                relative.shape().DebugString()));
     Tensor* result = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, KernelShape(g), &result));
     using A = Acc<T>;
@@ -321,7 +333,7 @@ class AttentionWeightsOp : public InvolutionBase {
 };
 
 // Local attention's softmax (attention_kernels.h): inputs content (B, H, W,
-// K*K, G), queries (B, H, W, G*D) and relative (K*K, D).
+// K*K, G), queries (B, H, W, G*D) and relative (K*K, D), or (K, D) factored.
 class SoftmaxBase : public OpKernel {
  public:
   explicit SoftmaxBase(OpKernelConstruction* context) : OpKernel(context) {
@@ -353,9 +365,11 @@ class SoftmaxBase : public OpKernel {
                 logits.shape() == TensorShape({g.batch, g.height, g.width, g.taps(), g.heads}),
                 InvalidArgument("logits ", logits.shape().DebugString(),
                                 " do not match the queries ", queries.shape().DebugString()));
-    OP_REQUIRES(context, relative.shape() == TensorShape({g.taps(), g.depth}),
+    g.factored = relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
+    OP_REQUIRES(context, relative.shape() == TensorShape({g.embedding_size() / g.depth, g.depth}),
                 InvalidArgument("relative must be (K*K, D) = (", g.taps(), ", ", g.depth,
-                                "), got ", relative.shape().DebugString()));
+                                ") or (K, D) = (", g.kernel_size, ", ", g.depth, "), got ",
+                                relative.shape().DebugString()));
   }
 
   int64_t RowCost(const invbench::SoftmaxGeometry& g) const {
@@ -408,16 +422,30 @@ class NeighbourhoodSoftmaxGradOp : public SoftmaxBase {
         }
       });
     });
-    T* dr = relative_grad->flat<T>().data();
+    // Every tap's gradient, summed over the shares in order; a factored
+    // embedding's (K, D) then sums the taps that share each of its values.
+    std::vector<A> full(g.taps() * g.depth);
     for (int64_t t = 0; t < g.taps(); ++t) {
       for (int64_t d = 0; d < g.depth; ++d) {
         A sum = 0;
         for (int64_t share = 0; share < shares; ++share) {
           sum += partial[share * share_size + d * plan.padded + t];
         }
-        dr[t * g.depth + d] = static_cast<T>(sum);
+        full[t * g.depth + d] = sum;
       }
     }
+    T* dr = relative_grad->flat<T>().data();
+    if (!g.factored) {
+      for (size_t n = 0; n < full.size(); ++n) dr[n] = static_cast<T>(full[n]);
+      return;
+    }
+    std::vector<A> folded(g.embedding_size(), A(0));
+    for (int64_t t = 0; t < g.taps(); ++t) {
+      for (int64_t d = 0; d < g.depth; ++d) {
+        folded[invbench::FactoredIndex(g, t, d)] += full[t * g.depth + d];
+      }
+    }
+    for (size_t n = 0; n < folded.size(); ++n) dr[n] = static_cast<T>(folded[n]);
   }
 };
 
