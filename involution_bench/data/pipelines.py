@@ -13,10 +13,10 @@ from typing import Any
 from involution_bench.data.base import ImageData
 
 # Inference keeps no activations for a backward pass, so it takes larger batches
-# than training. At 1,024 CIFAR images a batch, the ResNet predicted 10,000
-# images 31% faster than at 256 (27% faster validation than at its training
-# batch of 128) on a 2-core EPYC, with the same logits bit for bit. Larger
-# images get proportionally fewer a batch, so that memory stays bounded.
+# than training. At 1,024 CIFAR images a batch, validation took 40-50% less
+# time than at the training batch (`invbench bench epoch`, docs/benchmarks.md),
+# with the same logits bit for bit. Larger images get proportionally fewer a
+# batch, so that memory stays bounded.
 EVALUATION_PIXELS = 1024 * 32 * 32
 PREDICTION_BATCH = 256  # the fewest a prediction batch holds, whatever the image size
 
