@@ -99,7 +99,7 @@ def test_cli_bench_epoch_table_and_json(cifar_dir, write_config):
     arguments = ["bench", "epoch", "-c", str(path), "--epochs", "2", "--steps", "2"]
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
-    assert "epoch / bare" in result.stdout and "validate s" in result.stdout
+    assert "epoch / bare" in result.stdout and "val s" in result.stdout
     assert "tiny: an epoch takes " in result.stdout and "(median over epochs 2-2)" in result.stdout
     assert "epoch 2/2" in result.stderr  # the run's own progress lines, kept off stdout
     result = runner.invoke(app, [*arguments, "--json"])

@@ -209,7 +209,9 @@ def bench_epoch(
     as_json: JsonFlag = False,
 ) -> None:
     """A real epoch (pipeline, callbacks, validation, checkpoint) against its steps
-    timed bare on a batch in memory, in one process: the epoch's overhead."""
+    timed bare on a batch in memory, in one process: the epoch's overhead.
+    `val s` is validation, `rest s` what follows it (checkpoints, history, progress),
+    `step ms` the bare step and `bare s` the epoch's steps at that time."""
     configs = load_configs_then_tensorflow(config, [*(overrides or ()), f"train.epochs={epochs}"])
     from rich.console import Console
 
@@ -228,8 +230,8 @@ def bench_epoch(
     console = make_console()
     for result in results:
         table = Table(
-            "epoch", "steps", "epoch s", "train s", "validate s", "finish s",
-            "bare step ms", "steps x step s", "epoch / bare", "train / bare",
+            "epoch", "steps", "epoch s", "train s", "val s", "rest s",
+            "step ms", "bare s", "epoch / bare", "train / bare",
             title=result.config, caption=machine_caption(),
         )  # fmt: skip
         for timing in result.epochs:
