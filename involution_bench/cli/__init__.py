@@ -4,7 +4,7 @@ The Typer app and its shared pieces are in `app.py`; a command group is one
 file: `train.py` (train, sweep), `slurm.py` (slurm), `compare.py` (compare, runs, plot),
 `models.py` (info, eval, kernels), `robustness.py` (robustness), `data.py`
 (data), `configs.py` (config, diff), `bench.py` (bench op, model, layers,
-cli, corruptions, runs) and `peer.py` (bench peer).
+cli, corruptions, runs), `epoch.py` (bench epoch) and `peer.py` (bench peer).
 
 Exit codes: 0 success; 2 bad usage or input (config, paths, data), with one
 line naming the file or key and the problem; 130 interrupted; 1 unexpected
@@ -27,6 +27,7 @@ from involution_bench.cli import robustness  # noqa: F401
 from involution_bench.cli import data  # noqa: F401
 from involution_bench.cli import configs  # noqa: F401
 from involution_bench.cli import bench  # noqa: F401
+from involution_bench.cli import epoch  # noqa: F401
 from involution_bench.cli import peer  # noqa: F401
 from involution_bench.cli.app import app
 # isort: on
