@@ -130,7 +130,6 @@ std::vector<T> FullEmbedding(const SoftmaxGeometry& g, const T* factored) {
   return full;
 }
 
-
 // What the gradient works out once per call, for all its shares: the padded
 // row of taps, the transposed embedding and the logits' scale 1/sqrt(D).
 template <typename A>
