@@ -101,7 +101,10 @@ def test_a_failed_tuned_build_is_retried_once_with_the_portable_one(tmp_path):
 
     output, said = run()
     assert output == ["portable", "676.0"]  # 13 * 13 taps * 4 channels, as above
-    compiling = "invbench: compiling the native kernels for involution, attention and batch norm"
+    compiling = (
+        "invbench: compiling the native kernels for involution, attention, batch norm "
+        "and augmentation"
+    )
     assert said[0].startswith(f"{compiling} (tuned build")
     assert "the build failed (tuned; compiler output in " in said[1]
     assert "retrying once with the portable build" in said[1]

@@ -6,15 +6,18 @@
 // tests/test_native.py with each instruction-set level's flags, so the
 // vector paths a CPU without AVX-512 takes are checked on any machine.
 // Also attention's weights in one pass (the kernel gradient with the softmax
-// epilogue) and the softmax's gradient, for 1 to 7 heads.
+// epilogue) and the softmax's gradient, for 1 to 7 heads. And augmentation's
+// crop, flip and scaling, exactly, at every offset.
 // Prints "bad cases: N" and exits non-zero when N > 0.
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "attention_kernels.h"
+#include "augment_kernels.h"
 #include "involution_kernels.h"
 
 using invbench::Geometry;
@@ -279,6 +282,48 @@ bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, in
   return good;
 }
 
+// Every row and column offset in [0, 2 * pad], with and without the flip,
+// against an index-by-index loop: the same pixel, or zero, divided by 255
+// (the division in double, rounded once to float, is the float division).
+bool CheckCropFlipScale(int64_t height, int64_t width, int64_t channels, int64_t pad) {
+  const int64_t span = 2 * pad + 1, images = span * span * 2;
+  std::mt19937 random(7);
+  std::vector<uint8_t> x(images * height * width * channels);
+  for (auto& value : x) value = static_cast<uint8_t>(random() % 256);
+  std::vector<int32_t> rows(images), cols(images);
+  std::unique_ptr<bool[]> flips(new bool[images]);  // std::vector<bool> has no data()
+  for (int64_t b = 0; b < images; ++b) {
+    rows[b] = static_cast<int32_t>(b / 2 / span);
+    cols[b] = static_cast<int32_t>(b / 2 % span);
+    flips[b] = b % 2 == 1;
+  }
+  std::vector<float> out(x.size(), -1.0f);
+  invbench::CropFlipScale(x.data(), images, height, width, channels, rows.data(), cols.data(),
+                          flips.get(), pad, out.data());
+  int64_t wrong = 0;
+  for (int64_t b = 0; b < images; ++b) {
+    for (int64_t i = 0; i < height; ++i) {
+      for (int64_t j = 0; j < width; ++j) {
+        const int64_t r = i + rows[b] - pad;
+        const int64_t c = (flips[b] ? width - 1 - j : j) + cols[b] - pad;
+        for (int64_t k = 0; k < channels; ++k) {
+          const bool inside = r >= 0 && r < height && c >= 0 && c < width;
+          const double pixel = inside ? x[((b * height + r) * width + c) * channels + k] : 0;
+          const float expected = static_cast<float>(pixel / 255.0);
+          wrong += out[((b * height + i) * width + j) * channels + k] != expected;
+        }
+      }
+    }
+  }
+  if (wrong) {
+    std::printf("crop, flip and scale %lldx%lldx%lld pad %lld: %lld wrong\n",
+                static_cast<long long>(height), static_cast<long long>(width),
+                static_cast<long long>(channels), static_cast<long long>(pad),
+                static_cast<long long>(wrong));
+  }
+  return wrong == 0;
+}
+
 }  // namespace
 
 int main() {
@@ -313,6 +358,10 @@ int main() {
       bad += !CheckAttentionWeights(2, 3, kernel_size, width + 14, true);
     }
   }
+  bad += !CheckCropFlipScale(32, 32, 3, 4);
+  bad += !CheckCropFlipScale(6, 5, 1, 4);
+  bad += !CheckCropFlipScale(7, 9, 4, 2);
+  bad += !CheckCropFlipScale(3, 3, 3, 0);
   std::printf("bad cases: %d\n", bad);
   return bad != 0;
 }

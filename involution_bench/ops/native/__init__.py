@@ -1,11 +1,11 @@
-"""The C++ CPU kernels (involution, local attention, narrow batch norm), compiled on
-first use and cached.
+"""The C++ CPU kernels (involution, local attention, narrow batch norm, augmentation),
+compiled on first use and cached.
 
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
 installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
-`involution_kernels.h`, `attention_kernels.h` and `batch_norm_kernels.h`, their
-arithmetic. Two builds are tried, in order:
+`involution_kernels.h`, `attention_kernels.h`, `batch_norm_kernels.h` and
+`augment_kernels.h`, their arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -48,7 +48,12 @@ SOURCE = Path(__file__).with_name("involution_ops.cc")
 # The kernels' arithmetic, which the source includes: a change to it rebuilds too.
 HEADERS = tuple(
     Path(__file__).with_name(name)
-    for name in ("involution_kernels.h", "attention_kernels.h", "batch_norm_kernels.h")
+    for name in (
+        "involution_kernels.h",
+        "attention_kernels.h",
+        "batch_norm_kernels.h",
+        "augment_kernels.h",
+    )
 )
 NATIVE_ENV = "INVBENCH_NATIVE"
 COMPILERS = ("g++", "c++", "clang++")
@@ -183,8 +188,8 @@ def _compile(compiler: str, build: Build, target: Path) -> Path:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     log_path = target.with_suffix(".log")
     print(
-        f"invbench: compiling the native kernels for involution, attention and batch norm "
-        f"({build.name} build, once per TensorFlow version)...",
+        "invbench: compiling the native kernels for involution, attention, batch norm "
+        f"and augmentation ({build.name} build, once per TensorFlow version)...",
         file=sys.stderr,
     )
     try:

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention_kernels.h"
+#include "augment_kernels.h"
 #include "batch_norm_kernels.h"
 #include "involution_kernels.h"
 #include "tensorflow/core/framework/op.h"
@@ -578,6 +579,61 @@ REGISTER_OP("InvbenchNarrowBatchNormGrad")
       return tensorflow::OkStatus();
     });
 
+// Training augmentation (augment_kernels.h): images (B, H, W, C) uint8,
+// offsets (B, 2) int32 into the image padded by `padding` (rows, columns),
+// flip (B) bool; out float32 in [0, 1].
+class CropFlipScaleOp : public OpKernel {
+ public:
+  explicit CropFlipScaleOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("padding", &padding_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& images = context->input(0);
+    const Tensor& offsets = context->input(1);
+    const Tensor& flip = context->input(2);
+    OP_REQUIRES(context, images.dims() == 4,
+                InvalidArgument("images must be (B, H, W, C), got ",
+                                images.shape().DebugString()));
+    const int64_t count = images.dim_size(0);
+    OP_REQUIRES(context, offsets.shape() == TensorShape({count, 2}),
+                InvalidArgument("offsets must be (", count, ", 2), got ",
+                                offsets.shape().DebugString()));
+    OP_REQUIRES(context, flip.shape() == TensorShape({count}),
+                InvalidArgument("flip must be (", count, "), got ", flip.shape().DebugString()));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, images.shape(), &out));
+    const auto pairs = offsets.matrix<int32_t>();
+    std::vector<int32_t> rows(count), cols(count);
+    for (int64_t b = 0; b < count; ++b) {
+      OP_REQUIRES(context,
+                  pairs(b, 0) >= 0 && pairs(b, 0) <= 2 * padding_ && pairs(b, 1) >= 0 &&
+                      pairs(b, 1) <= 2 * padding_,
+                  InvalidArgument("offsets must lie in [0, ", 2 * padding_, "]"));
+      rows[b] = pairs(b, 0);
+      cols[b] = pairs(b, 1);
+    }
+    invbench::CropFlipScale(images.flat<uint8_t>().data(), count, images.dim_size(1),
+                            images.dim_size(2), images.dim_size(3), rows.data(), cols.data(),
+                            flip.flat<bool>().data(), padding_, out->flat<float>().data());
+  }
+
+ private:
+  int64_t padding_ = 0;
+};
+
+REGISTER_OP("InvbenchCropFlipScale")
+    .Input("images: uint8")
+    .Input("offsets: int32")
+    .Input("flip: bool")
+    .Output("out: float")
+    .Attr("padding: int >= 0")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(0));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("InvbenchCropFlipScale").Device(DEVICE_CPU), CropFlipScaleOp);
 REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNorm").Device(DEVICE_CPU), NarrowNormOp);
 REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNormGrad").Device(DEVICE_CPU), NarrowNormGradOp);
 
