@@ -1,4 +1,4 @@
-"""`conv2d`: Keras' 2-D convolution (1x1 at stride 1 as one matrix product)."""
+"""`conv2d`: Keras' 2-D convolution (1x1 as one matrix product)."""
 
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ KINDS = (
         name="conv2d",
         arguments=Conv2DArgs,
         output_shape=conv2d_shape,
-        builder="involution_bench.ops:Conv2D",  # Keras' layer; 1x1 at stride 1 a matmul
+        builder="involution_bench.ops:Conv2D",  # Keras' layer; 1x1 a matmul
         macs=conv2d_macs,
         weights=lambda args: (1 + args["use_bias"], 0),  # kernel, bias
         takes="image",
         example={"filters": 4, "kernel_size": 3, "strides": 2},
-        summary="convolution: K*K*C multiply-adds per output value (1x1 at stride 1 runs "
-        "as one matrix product)",
+        summary="convolution: K*K*C multiply-adds per output value (1x1 runs as one "
+        "matrix product, after a native subsample where strided)",
         baseline=Baseline("keras.layers:Conv2D", "keras conv2d"),
     ),
 )

@@ -17,6 +17,7 @@ from involution_bench.config import RESIDUAL, layer_pairs
 from involution_bench.errors import RunError
 from involution_bench.kinds import LAYER_KINDS, LayerKind
 from involution_bench.ops.batch_norm import BatchNormalization
+from involution_bench.ops.conv2d import Conv2D
 
 
 def layer_builders() -> dict[str, Callable[..., keras.layers.Layer]]:
@@ -116,12 +117,13 @@ def resolve_jit_compile(setting: bool | str, model: keras.Model) -> bool | str:
 
 def prepare_for_xla(model: keras.Model) -> None:
     """Make every involution and attention layer use the op XLA can compile (pure
-    TensorFlow), and every batch norm, the involution layers' own included, the
-    fused kernel rather than the native one."""
+    TensorFlow), every batch norm, the involution layers' own included, the
+    fused kernel rather than the native one, and every strided 1x1 convolution
+    a convolution rather than a native subsample."""
     for layer in involution_op_layers(model):
         layer.implementation = "slices"
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, BatchNormalization):
+        if isinstance(layer, (BatchNormalization, Conv2D)):
             layer.native = False
 
 

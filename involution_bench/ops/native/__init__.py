@@ -1,11 +1,11 @@
-"""The C++ CPU kernels (involution, local attention, narrow batch norm, augmentation),
-compiled on first use and cached.
+"""The C++ CPU kernels (involution, local attention, narrow batch norm, augmentation,
+strided subsampling), compiled on first use and cached.
 
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
 installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
-`involution_kernels.h`, `attention_kernels.h`, `batch_norm_kernels.h` and
-`augment_kernels.h`, their arithmetic. Two builds are tried, in order:
+`involution_kernels.h`, `attention_kernels.h`, `batch_norm_kernels.h`,
+`augment_kernels.h` and `subsample_kernels.h`, their arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -53,6 +53,7 @@ HEADERS = tuple(
         "attention_kernels.h",
         "batch_norm_kernels.h",
         "augment_kernels.h",
+        "subsample_kernels.h",
     )
 )
 NATIVE_ENV = "INVBENCH_NATIVE"
@@ -247,6 +248,11 @@ def _register_gradient(library) -> None:
         return library.invbench_narrow_batch_norm_grad(
             grad, x, gamma, mean, variance, epsilon=op.get_attr("epsilon")
         )
+
+    @tf.RegisterGradient("InvbenchSubsample")
+    def _subsample_gradient(op, grad):
+        strides = {name: op.get_attr(name) for name in ("row_stride", "col_stride")}
+        return library.invbench_subsample_grad(grad, op.inputs[0], **strides)
 
     @tf.RegisterGradient("InvbenchInvolution")
     def _involution_gradient(op, grad):

@@ -12,6 +12,7 @@
 #include "augment_kernels.h"
 #include "batch_norm_kernels.h"
 #include "involution_kernels.h"
+#include "subsample_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -578,6 +579,98 @@ REGISTER_OP("InvbenchNarrowBatchNormGrad")
       context->set_output(2, context->input(2));
       return tensorflow::OkStatus();
     });
+
+// Every stride-th row and column (subsample_kernels.h): the forward pass
+// (kGrad false; input x (B, H, W, C)) or its gradient (true; inputs grad and
+// x, which only lends its shape). Attributes row_stride and col_stride.
+template <typename T, bool kGrad>
+class SubsampleOp : public OpKernel {
+ public:
+  explicit SubsampleOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("row_stride", &row_stride_));
+    OP_REQUIRES_OK(context, context->GetAttr("col_stride", &col_stride_));
+    OP_REQUIRES(context, row_stride_ > 0 && col_stride_ > 0,
+                InvalidArgument("strides must be positive"));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& input = context->input(kGrad ? 1 : 0);
+    OP_REQUIRES(context, input.dims() == 4,
+                InvalidArgument("input must be (B, H, W, C), got ", input.shape().DebugString()));
+    const invbench::SubsampleGeometry g{input.dim_size(0), input.dim_size(1), input.dim_size(2),
+                                        input.dim_size(3), row_stride_,        col_stride_};
+    const TensorShape reduced({g.batch, g.out_height(), g.out_width(), g.channels});
+    if constexpr (kGrad) {
+      OP_REQUIRES(context, context->input(0).shape() == reduced,
+                  InvalidArgument("gradient shape ", context->input(0).shape().DebugString(),
+                                  " does not match the output ", reduced.DebugString()));
+    }
+    Tensor* result = nullptr;
+    OP_REQUIRES_OK(context,
+                   context->allocate_output(0, kGrad ? input.shape() : reduced, &result));
+    const T* source = context->input(0).flat<T>().data();
+    T* out = result->flat<T>().data();
+    const int64_t rows = kGrad ? g.batch * g.height : g.batch * g.out_height();
+    const int64_t row_cost = (kGrad ? g.width : g.out_width()) * g.channels;
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+    workers->ParallelFor(rows, row_cost, [&](int64_t begin, int64_t end) {
+      if constexpr (kGrad) {
+        invbench::SubsampleGradRows(g, source, out, begin, end);
+      } else {
+        invbench::SubsampleRows(g, source, out, begin, end);
+      }
+    });
+  }
+
+ private:
+  int64_t row_stride_ = 1, col_stride_ = 1;
+};
+
+REGISTER_OP("InvbenchSubsample")
+    .Input("input: T")
+    .Output("output: T")
+    .Attr("T: {float, double, bfloat16, half}")
+    .Attr("row_stride: int")
+    .Attr("col_stride: int")
+    .SetShapeFn([](InferenceContext* context) {
+      tensorflow::shape_inference::ShapeHandle input;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 4, &input));
+      int row_stride = 1, col_stride = 1;
+      TF_RETURN_IF_ERROR(context->GetAttr("row_stride", &row_stride));
+      TF_RETURN_IF_ERROR(context->GetAttr("col_stride", &col_stride));
+      // ceil(size / stride), unknown where the size is.
+      const auto reduced = [&](int axis, int stride) {
+        const auto dim = context->Dim(input, axis);
+        if (!context->ValueKnown(dim)) return context->UnknownDim();
+        return context->MakeDim((context->Value(dim) + stride - 1) / stride);
+      };
+      context->set_output(0, context->MakeShape({context->Dim(input, 0), reduced(1, row_stride),
+                                                 reduced(2, col_stride),
+                                                 context->Dim(input, 3)}));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("InvbenchSubsampleGrad")
+    .Input("grad: T")
+    .Input("input: T")
+    .Output("input_grad: T")
+    .Attr("T: {float, double, bfloat16, half}")
+    .Attr("row_stride: int")
+    .Attr("col_stride: int")
+    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 1); });
+
+#define REGISTER_SUBSAMPLE(T)                                                                \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("InvbenchSubsample").Device(DEVICE_CPU).TypeConstraint<T>("T"),                   \
+      SubsampleOp<T, false>);                                                                \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("InvbenchSubsampleGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),               \
+      SubsampleOp<T, true>);
+
+REGISTER_SUBSAMPLE(float);
+REGISTER_SUBSAMPLE(double);
+REGISTER_SUBSAMPLE(tensorflow::bfloat16);
+REGISTER_SUBSAMPLE(Eigen::half);
 
 // Training augmentation (augment_kernels.h): images (B, H, W, C) uint8,
 // offsets (B, 2) int32 into the image padded by `padding` (rows, columns),
