@@ -81,6 +81,39 @@ def involution(
     return involution_slices(inputs, kernel, kernel_size, stride, groups)
 
 
+def span_involution(
+    inputs: tf.Tensor,
+    features: tf.Tensor,
+    weights: tf.Tensor,
+    bias: tf.Tensor,
+    kernel_size: int,
+    stride: int = 1,
+    groups: int = 1,
+) -> tf.Tensor:
+    """`involution` of the kernel `features @ weights + bias`, generated inside the
+    native op position by position, so that it never reaches memory.
+
+    Args:
+        inputs: `(B, H, W, C)`.
+        features: `(B, ceil(H/stride), ceil(W/stride), R)`, the kernel generator's
+            hidden features.
+        weights: `(R, kernel_size**2 * groups)`, the span projection's weights.
+        bias: `(kernel_size**2 * groups,)`, its bias.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    features, weights, bias = (tf.cast(t, inputs.dtype) for t in (features, weights, bias))
+    library = require_native()
+    return in_native_dtype(
+        lambda x, h, w, b: library.invbench_span_involution(
+            x, h, w, b, kernel_size=kernel_size, stride=stride, groups=groups
+        ),
+        inputs,
+        features,
+        weights,
+        bias,
+    )
+
+
 def in_native_dtype(op, *tensors: tf.Tensor) -> tf.Tensor:
     """`op(*tensors)`, widening float16 tensors to float32 and the result back."""
     dtype = tensors[0].dtype

@@ -5,7 +5,10 @@ Recognition", CVPR 2021 (arXiv 2103.06255). The layer follows the official
 implementation (github.com/d-li14/involution): a kernel generated per
 position by a 1x1 reduce convolution, batch norm, ReLU and a 1x1 span
 convolution, shared by the channels of a contiguous group, then applied by
-the `involution` op (`involution_bench.ops.involution`).
+the `involution` op (`involution_bench.ops.involution`). On the native path,
+at layers with enough output positions, the span convolution runs inside the
+op (`span_involution`), so that the generated kernel never reaches memory;
+`generate_kernel` still returns it, for kernel maps.
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import tensorflow as tf
 
 from involution_bench.ops.batch_norm import BatchNormalization
 from involution_bench.ops.conv2d import Conv2D
-from involution_bench.ops.involution import auto_implementation, involution
+from involution_bench.ops.involution import auto_implementation, involution, span_involution
 from involution_bench.ops.layer_checks import check_arguments, strided_shape
+
+# Output positions per image from which the span runs inside the native op:
+# measured faster at RedNet's 16x16 and 8x8 layers, slower at its 4x4 one
+# (docs/benchmarks.md).
+FUSED_SPAN_POSITIONS = 64
 
 
 @keras.saving.register_keras_serializable(package="involution_bench")
@@ -97,14 +105,28 @@ class Involution(keras.layers.Layer):
         self.norm.build(shape)
         self.span.build(shape)
 
-    def generate_kernel(self, inputs, training=None) -> tf.Tensor:
-        """The kernel this layer applies to `inputs`: `(B, H', W', K*K, G)`."""
+    def hidden_features(self, inputs, training=None) -> tf.Tensor:
+        """The kernel generator's hidden features, before the span: `(B, H', W', R)`."""
         features = self.pool(inputs) if self.pool is not None else inputs
         features = self.reduce(features)
-        features = tf.nn.relu(self.norm(features, training=training))
-        kernel = self.span(features)
+        return tf.nn.relu(self.norm(features, training=training))
+
+    def generate_kernel(self, inputs, training=None) -> tf.Tensor:
+        """The kernel this layer applies to `inputs`: `(B, H', W', K*K, G)`."""
+        kernel = self.span(self.hidden_features(inputs, training=training))
         shape = tf.shape(kernel)
         return tf.reshape(kernel, [shape[0], shape[1], shape[2], self.kernel_size**2, self.groups])
+
+    def fuses_span(self, input_shape) -> bool:
+        """Whether `call` runs the span projection inside the native op for inputs
+        of this shape: natively, with enough output positions to pay."""
+        height, width = strided_shape(input_shape, self.stride)[1:3]
+        return (
+            self.resolved_implementation() == "native"
+            and height is not None
+            and width is not None
+            and height * width >= FUSED_SPAN_POSITIONS
+        )
 
     def resolved_implementation(self) -> str:
         """ "native" or "slices": what `call` runs (the layer must be built)."""
@@ -114,6 +136,12 @@ class Involution(keras.layers.Layer):
         return auto_implementation(self.compute_dtype, group_channels, self.kernel_size)
 
     def call(self, inputs, training=None):
+        if self.fuses_span(inputs.shape):
+            # The K*K*G-wide kernel, the layer's largest tensor, never reaches memory.
+            features = self.hidden_features(inputs, training=training)
+            weights = tf.reshape(self.span.kernel, [features.shape[-1], -1])
+            arguments = (self.kernel_size, self.stride, self.groups)
+            return span_involution(inputs, features, weights, self.span.bias, *arguments)
         kernel = self.generate_kernel(inputs, training=training)
         return involution(
             inputs, kernel, self.kernel_size, self.stride, self.groups, self.implementation

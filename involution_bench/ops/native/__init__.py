@@ -54,6 +54,7 @@ HEADERS = tuple(
         "batch_norm_kernels.h",
         "augment_kernels.h",
         "subsample_kernels.h",
+        "span_involution_kernels.h",
     )
 )
 NATIVE_ENV = "INVBENCH_NATIVE"
@@ -253,6 +254,18 @@ def _register_gradient(library) -> None:
     def _subsample_gradient(op, grad):
         strides = {name: op.get_attr(name) for name in ("row_stride", "col_stride")}
         return library.invbench_subsample_grad(grad, op.inputs[0], **strides)
+
+    @tf.RegisterGradient("InvbenchSpanInvolution")
+    def _span_involution_gradient(op, grad):
+        inputs, features, weights, bias = op.inputs
+        attrs = {name: op.get_attr(name) for name in ("kernel_size", "stride", "groups")}
+        input_grad = library.invbench_span_involution_input_grad(
+            grad, features, weights, bias, inputs, **attrs
+        )
+        return [
+            input_grad,
+            *library.invbench_span_involution_params_grad(grad, inputs, features, weights, **attrs),
+        ]
 
     @tf.RegisterGradient("InvbenchInvolution")
     def _involution_gradient(op, grad):

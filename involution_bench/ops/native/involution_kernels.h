@@ -279,23 +279,17 @@ void WidenInto(const T* values, int64_t count, std::vector<A>& target) {
   for (int64_t i = whole; i < count; ++i) target[i] = Widen<A>(values[i]);
 }
 
-// Forward pass over output rows [begin, end).
-template <typename T, int64_t CG>
-void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
+// Forward pass over output rows [begin, end), each position's K*K*G weights
+// from weights_at(position): a pointer to them, in T or in Acc<T>, valid
+// until the next call (the fused span op generates them into a buffer).
+template <typename T, int64_t CG, typename WeightsAt>
+void ForwardRowsWith(const Geometry& g, const T* x, WeightsAt&& weights_at, T* y, int64_t begin,
+                     int64_t end) {
   using A = Acc<T>;
   std::vector<A> general(CG ? 0 : g.group_channels);  // a run-time group size's sums
-  std::vector<A> widened;  // bfloat16: a window's weights widened once, not at each use
   ForEachOutput(g, begin, end, [&](int64_t b, const TapRange& rows, const TapRange& cols,
                                    int64_t position) {
-    const auto* weights = [&] {
-      const T* stored = k + position * g.taps() * g.groups;
-      if constexpr (std::is_same_v<A, T>) {
-        return stored;
-      } else {
-        WidenInto(stored, g.taps() * g.groups, widened);
-        return static_cast<const A*>(widened.data());
-      }
-    }();
+    const auto* weights = weights_at(position);
     T* out = y + position * g.channels;
     // The window's taps, each as add(weights of its groups, its input pixel).
     auto window = [&](auto&& add) {
@@ -312,14 +306,33 @@ void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin,
   });
 }
 
+// Forward pass over output rows [begin, end) with the kernel k in memory.
+template <typename T, int64_t CG>
+void ForwardRows(const Geometry& g, const T* x, const T* k, T* y, int64_t begin, int64_t end) {
+  using A = Acc<T>;
+  std::vector<A> widened;  // bfloat16: a window's weights widened once, not at each use
+  ForwardRowsWith<T, CG>(
+      g, x,
+      [&](int64_t position) {
+        const T* stored = k + position * g.taps() * g.groups;
+        if constexpr (std::is_same_v<A, T>) {
+          return stored;
+        } else {
+          WidenInto(stored, g.taps() * g.groups, widened);
+          return static_cast<const A*>(widened.data());
+        }
+      },
+      y, begin, end);
+}
+
 // Adds one output position's terms to the input gradient of its window:
 // sums[pixel, c] += w[tap, group of c] * upstream[c] for each tap inside the
 // image (rows, cols as in the forward pass), where `weights` are the
 // position's K*K*G kernel values and `upstream` its gradient (C values).
 // With groups filling whole vectors, NV vectors of the upstream gradient
 // stay in registers while the window's taps are visited.
-template <typename T, int64_t CG>
-inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream, Acc<T>* sums,
+template <typename T, int64_t CG, typename W>
+inline void ScatterWindow(const Geometry& g, const W* weights, const T* upstream, Acc<T>* sums,
                           const TapRange& rows, const TapRange& cols) {
   using A = Acc<T>;
   if constexpr (kWholeVectors<A, CG>) {
@@ -333,10 +346,10 @@ inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream
       for (int64_t q = 0; q < NV; ++q) gradient[q] = LoadVector<A, kBytes>(upstream + c0 + q * L);
       for (int64_t u = rows.first; u < rows.last; ++u) {
         A* row = sums + ((rows.source + u) * g.width + cols.source) * g.channels + c0;
-        const T* tap_row = weights + u * g.kernel_size * g.groups + c0 / CG;
+        const W* tap_row = weights + u * g.kernel_size * g.groups + c0 / CG;
         for (int64_t v = cols.first; v < cols.last; ++v) {
           A* target = row + v * g.channels;
-          const T* w = tap_row + v * g.groups;
+          const W* w = tap_row + v * g.groups;
           for (int64_t q = 0; q < NV; ++q) {
             V sum;
             std::memcpy(&sum, target + q * L, sizeof(sum));
@@ -351,7 +364,7 @@ inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream
     for (int64_t u = rows.first; u < rows.last; ++u) {
       for (int64_t v = cols.first; v < cols.last; ++v) {
         A* target = sums + ((rows.source + u) * g.width + cols.source + v) * g.channels;
-        const T* w = weights + (u * g.kernel_size + v) * g.groups;
+        const W* w = weights + (u * g.kernel_size + v) * g.groups;
         for (int64_t group = 0; group < g.groups; ++group) {
           const A weight = Widen<A>(w[group]);
           for (int64_t c = group * cg; c < (group + 1) * cg; ++c) {
@@ -368,9 +381,9 @@ inline void ScatterWindow(const Geometry& g, const T* weights, const T* upstream
 // columns, and each overlapped pixel is loaded and stored once for both
 // terms instead of once for each. The first output's term is added first,
 // as ScatterWindow would, so the sums are the same to the bit.
-template <typename T, int64_t CG>
-inline void ScatterPair(const Geometry& g, const T* weights0, const T* upstream0,
-                        const T* weights1, const T* upstream1, Acc<T>* sums,
+template <typename T, int64_t CG, typename W>
+inline void ScatterPair(const Geometry& g, const W* weights0, const T* upstream0,
+                        const W* weights1, const T* upstream1, Acc<T>* sums,
                         const TapRange& rows, const TapRange& cols0, const TapRange& cols1) {
   using A = Acc<T>;
   constexpr int64_t kBytes = GroupVectorBytes<A, CG>();
@@ -393,7 +406,7 @@ inline void ScatterPair(const Geometry& g, const T* weights0, const T* upstream0
     }
     // target += term of output 0 at tap column v (if first) and of output 1
     // at tap column v - s (if second).
-    auto add = [&](A* target, const T* w0, const T* w1, bool first, bool second) {
+    auto add = [&](A* target, const W* w0, const W* w1, bool first, bool second) {
       for (int64_t q = 0; q < NV; ++q) {
         V sum;
         std::memcpy(&sum, target + q * L, sizeof(sum));
@@ -404,8 +417,8 @@ inline void ScatterPair(const Geometry& g, const T* weights0, const T* upstream0
     };
     for (int64_t u = rows.first; u < rows.last; ++u) {
       A* row = sums + ((rows.source + u) * g.width + cols0.source) * g.channels + c0;
-      const T* taps0 = weights0 + u * g.kernel_size * g.groups + c0 / CG;
-      const T* taps1 = weights1 + (u * g.kernel_size - s) * g.groups + c0 / CG;  // at v - s
+      const W* taps0 = weights0 + u * g.kernel_size * g.groups + c0 / CG;
+      const W* taps1 = weights1 + (u * g.kernel_size - s) * g.groups + c0 / CG;  // at v - s
       for (int64_t v = cols0.first; v < alone_end; ++v) {
         add(row + v * g.channels, taps0 + v * g.groups, taps1, true, false);
       }
@@ -426,10 +439,12 @@ inline void ScatterPair(const Geometry& g, const T* weights0, const T* upstream0
 // from K*K positions, every one in another cache line: the kernel comes cold
 // from memory in a training step, and that gather took 2-3 times the forward
 // pass. An image's sums stay in cache (RedNet's largest: 16 KiB), and no two
-// threads write one image.
-template <typename T, int64_t CG>
-void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
-                     int64_t end) {
+// threads write one image. weights_at(position, slot) gives a position's
+// K*K*G weights (in T or Acc<T>), valid until the next call for the same
+// slot, 0 or 1: a pair of outputs takes one of each.
+template <typename T, int64_t CG, typename WeightsAt>
+void InputGradImagesWith(const Geometry& g, const T* dy, WeightsAt&& weights_at, T* dx,
+                         int64_t begin, int64_t end) {
   using A = Acc<T>;
   const int64_t pixels = g.height * g.width * g.channels;
   std::vector<A> widened(std::is_same_v<A, T> ? 0 : pixels);  // bfloat16: sums in float
@@ -446,7 +461,7 @@ void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t 
     for (int64_t i = 0; i < g.out_height; ++i) {
       const TapRange rows = ForwardTaps(i, g.stride, g.pad_top, g.height, g.kernel_size);
       const int64_t row_start = (b * g.out_height + i) * g.out_width;
-      const auto weights = [&](int64_t j) { return k + (row_start + j) * g.taps() * g.groups; };
+      const auto weights = [&](int64_t j, int slot) { return weights_at(row_start + j, slot); };
       const auto upstream = [&](int64_t j) { return dy + (row_start + j) * g.channels; };
       const auto cols = [&](int64_t j) {
         return ForwardTaps(j, g.stride, g.pad_left, g.width, g.kernel_size);
@@ -454,12 +469,12 @@ void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t 
       int64_t j = 0;
       if constexpr (kWholeVectors<A, CG>) {
         for (; j + 1 < g.out_width; j += 2) {
-          ScatterPair<T, CG>(g, weights(j), upstream(j), weights(j + 1), upstream(j + 1), sums,
-                             rows, cols(j), cols(j + 1));
+          ScatterPair<T, CG>(g, weights(j, 0), upstream(j), weights(j + 1, 1), upstream(j + 1),
+                             sums, rows, cols(j), cols(j + 1));
         }
       }
       for (; j < g.out_width; ++j) {
-        ScatterWindow<T, CG>(g, weights(j), upstream(j), sums, rows, cols(j));
+        ScatterWindow<T, CG>(g, weights(j, 0), upstream(j), sums, rows, cols(j));
       }
     }
     if constexpr (!std::is_same_v<A, T>) {
@@ -468,7 +483,18 @@ void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t 
   }
 }
 
-// Kernel gradient of one image, vectorized over output columns.
+// Input gradient of images [begin, end) with the kernel k in memory.
+template <typename T, int64_t CG>
+void InputGradImages(const Geometry& g, const T* dy, const T* k, T* dx, int64_t begin,
+                     int64_t end) {
+  const int64_t count = g.taps() * g.groups;
+  InputGradImagesWith<T, CG>(
+      g, dy, [&](int64_t position, int) { return k + position * count; }, dx, begin, end);
+}
+
+// Kernel gradient of one image, vectorized over output columns, into dk,
+// which holds the images from first_image on (the fused span op passes one
+// image's buffer).
 //
 // dk[b, i, j, u*K + v, group] = sum_c dy[b, i, j, c] * x[b, i*s + u - pt, j*s + v - pl, c]
 // over the group's channels c. Summed per tap as a dot product over c, every
@@ -664,7 +690,8 @@ struct NoEpilogue {
 
 template <typename T, int64_t K, int64_t COLS = kColumns, typename Epilogue = NoEpilogue>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
-                     KernelGradScratch<T>& scratch, const Epilogue& epilogue = Epilogue()) {
+                     KernelGradScratch<T>& scratch, const Epilogue& epilogue = Epilogue(),
+                     int64_t first_image = 0) {
   using A = Acc<T>;
   std::vector<A>& planes = scratch.planes;
   std::vector<A>& upstream = scratch.upstream;
@@ -753,7 +780,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       epilogue.template operator()<COLS>(block, upstream.data() + i * channels * padded_ow,
                                          padded_ow, i, j0);
       StoreTransposed<COLS>(block, count, width, staging);
-      std::memcpy(dk + ((b * oh + i) * ow + j0) * count, staging, width * count * sizeof(T));
+      std::memcpy(dk + (((b - first_image) * oh + i) * ow + j0) * count, staging,
+                  width * count * sizeof(T));
     }
   }
 }

@@ -12,6 +12,7 @@
 #include "augment_kernels.h"
 #include "batch_norm_kernels.h"
 #include "involution_kernels.h"
+#include "span_involution_kernels.h"
 #include "subsample_kernels.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -198,6 +199,142 @@ class InvolutionGradOp : public InvolutionBase {
     } else {
       KernelGradImages(context, g, dy, other, out);
     }
+  }
+};
+
+// Involution with the span projection fused in (span_involution_kernels.h).
+// Inputs, besides those of the plain ops: features h (B, H', W', R), the
+// generator's hidden features; weights (R, K*K*G) and bias (K*K*G), the span's.
+class SpanInvolutionBase : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+ protected:
+  // Checks h and the span's operands against the geometry and widens the
+  // latter into span (bias may be null: the kernel gradient needs none).
+  template <typename T>
+  void PrepareSpan(OpKernelContext* context, const Geometry& g, const Tensor& features,
+                   const Tensor& weights, const Tensor* bias, invbench::Span<Acc<T>>* span) {
+    OP_REQUIRES(context, features.dims() == 4,
+                InvalidArgument("features must be (B, H', W', R), got ",
+                                features.shape().DebugString()));
+    span->hidden = features.dim_size(3);
+    span->count = g.taps() * g.groups;
+    OP_REQUIRES(context,
+                features.shape() ==
+                    TensorShape({g.batch, g.out_height, g.out_width, span->hidden}),
+                InvalidArgument("features ", features.shape().DebugString(),
+                                " do not match the output positions"));
+    OP_REQUIRES(context, weights.shape() == TensorShape({span->hidden, span->count}),
+                InvalidArgument("weights must be (", span->hidden, ", ", span->count, "), got ",
+                                weights.shape().DebugString()));
+    WidenTensor<T>(weights, &span->weights);
+    if (bias == nullptr) return;
+    OP_REQUIRES(context, bias->shape() == TensorShape({span->count}),
+                InvalidArgument("bias must be (", span->count, "), got ",
+                                bias->shape().DebugString()));
+    WidenTensor<T>(*bias, &span->bias);
+    span->Pad();
+  }
+
+ private:
+  template <typename T>
+  static void WidenTensor(const Tensor& tensor, std::vector<Acc<T>>* out) {
+    const T* values = tensor.flat<T>().data();
+    out->resize(tensor.NumElements());
+    for (size_t n = 0; n < out->size(); ++n) (*out)[n] = invbench::Widen<Acc<T>>(values[n]);
+  }
+};
+
+// Forward (kInputGrad false; inputs input, features, weights, bias) or the
+// input gradient (true; inputs grad, features, weights, bias, input).
+template <typename T, bool kInputGrad>
+class SpanInvolutionOp : public SpanInvolutionBase {
+ public:
+  using SpanInvolutionBase::SpanInvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    constexpr int first = 1;  // features, weights and bias: inputs 1 to 3 of both
+    const Tensor& input = context->input(kInputGrad ? 4 : 0);
+    Geometry g;
+    if constexpr (kInputGrad) {
+      PrepareGradient(context, context->input(0), input, nullptr, &g);
+    } else {
+      Prepare(context, input, nullptr, &g);
+    }
+    if (!context->status().ok()) return;
+    invbench::Span<Acc<T>> span;
+    const Tensor& bias = context->input(first + 2);
+    PrepareSpan<T>(context, g, context->input(first), context->input(first + 1), &bias, &span);
+    if (!context->status().ok()) return;
+    Tensor* result = nullptr;
+    const TensorShape shape =
+        kInputGrad ? input.shape()
+                   : TensorShape({g.batch, g.out_height, g.out_width, g.channels});
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &result));
+    const T* h = context->input(first).flat<T>().data();
+    const T* source = context->input(0).flat<T>().data();  // x, or the upstream gradient
+    T* out = result->flat<T>().data();
+    const int64_t work = g.out_width * g.taps() * (g.channels + span.hidden * g.groups);
+    WithGroupChannels(g.group_channels, [&](auto constant) {
+      constexpr int64_t CG = decltype(constant)::value;
+      if constexpr (kInputGrad) {
+        ForEachRows(context, g.batch, g.out_height * work, [&](int64_t begin, int64_t end) {
+          invbench::SpanInputGradImages<T, CG>(g, span, source, h, out, begin, end);
+        });
+      } else {
+        ForEachRows(context, g.batch * g.out_height, work, [&](int64_t begin, int64_t end) {
+          invbench::SpanForwardRows<T, CG>(g, span, source, h, out, begin, end);
+        });
+      }
+    });
+  }
+};
+
+// The gradients of features, weights and bias (inputs grad, input, features,
+// weights), one image per task, its dw and dbias summed over images in order.
+template <typename T>
+class SpanInvolutionParamsGradOp : public SpanInvolutionBase {
+ public:
+  using SpanInvolutionBase::SpanInvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& grad = context->input(0);
+    const Tensor& input = context->input(1);
+    const Tensor& features = context->input(2);
+    Geometry g;
+    PrepareGradient(context, grad, input, nullptr, &g);
+    if (!context->status().ok()) return;
+    invbench::Span<Acc<T>> span;
+    PrepareSpan<T>(context, g, features, context->input(3), nullptr, &span);
+    if (!context->status().ok()) return;
+    span.Transpose();
+    Tensor *dh = nullptr, *dw = nullptr, *dbias = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, features.shape(), &dh));
+    OP_REQUIRES_OK(context, context->allocate_output(1, context->input(3).shape(), &dw));
+    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({span.count}), &dbias));
+    const int64_t weight_size = span.hidden * span.count;
+    std::vector<Acc<T>> image_dw(g.batch * weight_size), image_dbias(g.batch * span.count);
+    const T* dy = grad.flat<T>().data();
+    const T* x = input.flat<T>().data();
+    const T* h = features.flat<T>().data();
+    T* dh_out = dh->flat<T>().data();
+    const int64_t work = g.out_height * g.out_width * g.taps() *
+                         (g.channels + 2 * span.hidden * g.groups);
+    invbench::WithKernelSize(g.kernel_size, [&](auto size) {
+      WithColumns(g.out_width, [&](auto columns) {
+        ForEachRows(context, g.batch, work, [&](int64_t begin, int64_t end) {
+          invbench::SpanGradScratch<T> scratch;
+          for (int64_t b = begin; b < end; ++b) {
+            invbench::SpanKernelGradImage<T, decltype(size)::value, decltype(columns)::value>(
+                g, span, dy, x, h, dh_out, image_dw.data() + b * weight_size,
+                image_dbias.data() + b * span.count, b, scratch);
+          }
+        });
+      });
+    });
+    invbench::SumImages(image_dw, g.batch, weight_size, dw->flat<T>().data());
+    invbench::SumImages(image_dbias, g.batch, span.count, dbias->flat<T>().data());
   }
 };
 
@@ -508,6 +645,61 @@ REGISTER_OP("InvbenchInvolutionKernelGrad")
       return tensorflow::OkStatus();
     });
 
+REGISTER_OP("InvbenchSpanInvolution")
+    .Input("input: T")
+    .Input("features: T")
+    .Input("weights: T")
+    .Input("bias: T")
+    .Output("output: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) {
+      tensorflow::shape_inference::ShapeHandle input, features;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 4, &input));
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(1), 4, &features));
+      context->set_output(0, context->MakeShape({context->Dim(features, 0),
+                                                 context->Dim(features, 1),
+                                                 context->Dim(features, 2),
+                                                 context->Dim(input, 3)}));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("InvbenchSpanInvolutionInputGrad")
+    .Input("grad: T")
+    .Input("features: T")
+    .Input("weights: T")
+    .Input("bias: T")
+    .Input("input: T")
+    .Output("input_grad: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) { return SameAsInput(context, 4); });
+
+REGISTER_OP("InvbenchSpanInvolutionParamsGrad")
+    .Input("grad: T")
+    .Input("input: T")
+    .Input("features: T")
+    .Input("weights: T")
+    .Output("features_grad: T")
+    .Output("weights_grad: T")
+    .Output("bias_grad: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(2));
+      context->set_output(1, context->input(3));
+      tensorflow::shape_inference::ShapeHandle weights;
+      TF_RETURN_IF_ERROR(context->WithRank(context->input(3), 2, &weights));
+      context->set_output(2, context->Vector(context->Dim(weights, 1)));
+      return tensorflow::OkStatus();
+    });
+
 REGISTER_OP("InvbenchAttentionWeights")
     .Input("queries: T")
     .Input("keys: T")
@@ -739,6 +931,15 @@ REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNormGrad").Device(DEVICE_CPU), 
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchInvolutionKernelGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
       InvolutionGradOp<T, false>);                                                             \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchSpanInvolution").Device(DEVICE_CPU).TypeConstraint<T>("T"),               \
+      SpanInvolutionOp<T, false>);                                                             \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchSpanInvolutionInputGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),      \
+      SpanInvolutionOp<T, true>);                                                              \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchSpanInvolutionParamsGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+      SpanInvolutionParamsGradOp<T>);                                                          \
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchAttentionWeights").Device(DEVICE_CPU).TypeConstraint<T>("T"),             \
       AttentionWeightsOp<T>);                                                                  \
