@@ -202,6 +202,14 @@ class InvolutionGradOp : public InvolutionBase {
   }
 };
 
+// A tensor's values widened to the accumulator type (float for bfloat16).
+template <typename T>
+void WidenTensor(const Tensor& tensor, std::vector<Acc<T>>* out) {
+  const T* values = tensor.flat<T>().data();
+  out->resize(tensor.NumElements());
+  for (size_t n = 0; n < out->size(); ++n) (*out)[n] = invbench::Widen<Acc<T>>(values[n]);
+}
+
 // Involution with the span projection fused in (span_involution_kernels.h).
 // Inputs, besides those of the plain ops: features h (B, H', W', R), the
 // generator's hidden features; weights (R, K*K*G) and bias (K*K*G), the span's.
@@ -235,14 +243,6 @@ class SpanInvolutionBase : public InvolutionBase {
                                 bias->shape().DebugString()));
     WidenTensor<T>(*bias, &span->bias);
     span->Pad();
-  }
-
- private:
-  template <typename T>
-  static void WidenTensor(const Tensor& tensor, std::vector<Acc<T>>* out) {
-    const T* values = tensor.flat<T>().data();
-    out->resize(tensor.NumElements());
-    for (size_t n = 0; n < out->size(); ++n) (*out)[n] = invbench::Widen<Acc<T>>(values[n]);
   }
 };
 
@@ -459,9 +459,8 @@ class AttentionWeightsOp : public InvolutionBase {
     Tensor* result = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, KernelShape(g), &result));
     using A = Acc<T>;
-    const T* stored = relative.flat<T>().data();
-    std::vector<A> embedding(relative.NumElements());
-    for (size_t n = 0; n < embedding.size(); ++n) embedding[n] = invbench::Widen<A>(stored[n]);
+    std::vector<A> embedding;
+    WidenTensor<T>(relative, &embedding);
     const invbench::SoftmaxEpilogue<A> epilogue{softmax, embedding.data(),
                                                 A(1) / std::sqrt(A(g.group_channels))};
     const T* q = queries.flat<T>().data();

@@ -10,7 +10,7 @@
 // (R, K*K*G) weights.
 //
 // - Forward and input gradient: each position's kernel is generated into a
-//   buffer that stays in L1 (GenerateKernel), then used as ForwardRowsWith
+//   buffer that stays in L1 (WithGenerator), then used as ForwardRowsWith
 //   and InputGradImagesWith use a kernel in memory.
 // - The gradients of h, w and the bias: each image's kernel gradient dk goes
 //   to a buffer in cache, not to memory, and is consumed there:
@@ -22,8 +22,9 @@
 // Each position's share is small (a few hundred multiply-adds), so fixed
 // overheads decide: RedNet's span shapes (K*K*G, R) = (49, 4), (98, 8) and
 // (196, 16) take forms with both sizes known at compile time, whose sums stay
-// in registers (GenerateFixed, SpanParamsFixed); other shapes take general
-// loops. The layer fuses only where it measured faster (involution_layer.py).
+// in registers (GenerateFixed, SpanParamsFixed), chosen once per task; other
+// shapes take general loops. The layer fuses only where it measured faster
+// (involution_layer.py).
 
 #ifndef INVBENCH_SPAN_INVOLUTION_KERNELS_H_
 #define INVBENCH_SPAN_INVOLUTION_KERNELS_H_
@@ -46,10 +47,11 @@ struct Span {
   std::vector<A> bias;        // (count)
   std::vector<A> transposed;  // (count, R): weights transposed, for the gradient of h
   std::vector<A> padded_weights, padded_bias;  // rows padded to whole vectors
+  int64_t padded = 0;  // count rounded up to whole vectors: a generated kernel's buffer
 
   void Pad() {
     constexpr int64_t L = Vector<A>::kLanes;
-    const int64_t padded = (count + L - 1) / L * L;
+    padded = (count + L - 1) / L * L;
     padded_weights.assign(hidden * padded, A(0));
     padded_bias.assign(padded, A(0));
     for (int64_t r = 0; r < hidden; ++r) {
@@ -68,8 +70,8 @@ struct Span {
 };
 
 // out[n] = bias[n] + sum_r h[r] * w[r, n]: one position's kernel, from its
-// R hidden features. With COUNT and HIDDEN compile-time constants, the sums
-// stay in registers.
+// R hidden features (out holds span.padded values). With COUNT and HIDDEN
+// compile-time constants, the sums stay in registers.
 template <int64_t COUNT, int64_t HIDDEN, typename A, typename T>
 inline void GenerateFixed(const Span<A>& span, const T* h, A* out) {
   constexpr int64_t L = Vector<A>::kLanes;
@@ -90,12 +92,10 @@ inline void GenerateFixed(const Span<A>& span, const T* h, A* out) {
   std::memcpy(out, sums, sizeof(sums));
 }
 
+// The same for any shape, in loops over run-time sizes.
 template <typename A, typename T>
-inline void GenerateKernel(const Span<A>& span, const T* h, A* out) {
+inline void GenerateGeneral(const Span<A>& span, const T* h, A* out) {
   const int64_t count = span.count;
-  if (span.hidden == 4 && count == 49) return GenerateFixed<49, 4>(span, h, out);
-  if (span.hidden == 8 && count == 98) return GenerateFixed<98, 8>(span, h, out);
-  if (span.hidden == 16 && count == 196) return GenerateFixed<196, 16>(span, h, out);
   std::memcpy(out, span.bias.data(), count * sizeof(A));
   for (int64_t r = 0; r < span.hidden; ++r) {
     const A value = Widen<A>(h[r]);
@@ -105,33 +105,67 @@ inline void GenerateKernel(const Span<A>& span, const T* h, A* out) {
   }
 }
 
+// Calls body(COUNT, HIDDEN constants) for the span shapes that have a fixed
+// form (RedNet's: K = 7 with 1, 2 or 4 groups and a quarter of the channels
+// hidden); returns false where none matches.
+template <typename Body>
+bool WithSpanShape(int64_t count, int64_t hidden, Body&& body) {
+  using std::integral_constant;
+  if (count == 49 && hidden == 4) {
+    body(integral_constant<int64_t, 49>(), integral_constant<int64_t, 4>());
+  } else if (count == 98 && hidden == 8) {
+    body(integral_constant<int64_t, 98>(), integral_constant<int64_t, 8>());
+  } else if (count == 196 && hidden == 16) {
+    body(integral_constant<int64_t, 196>(), integral_constant<int64_t, 16>());
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Calls body(generate) with generate(h, out) the kernel generator for this
+// span's shape, chosen once for a whole task rather than at every position.
+template <typename A, typename Body>
+void WithGenerator(const Span<A>& span, Body&& body) {
+  const bool fixed = WithSpanShape(span.count, span.hidden, [&](auto count, auto hidden) {
+    body([&](const auto* h, A* out) {
+      GenerateFixed<decltype(count)::value, decltype(hidden)::value>(span, h, out);
+    });
+  });
+  if (!fixed) body([&](const auto* h, A* out) { GenerateGeneral(span, h, out); });
+}
+
 // Forward pass over output rows [begin, end), each kernel generated in place.
 template <typename T, int64_t CG>
 void SpanForwardRows(const Geometry& g, const Span<Acc<T>>& span, const T* x, const T* h, T* y,
                      int64_t begin, int64_t end) {
-  std::vector<Acc<T>> kernel(span.count + 64);
-  ForwardRowsWith<T, CG>(
-      g, x,
-      [&](int64_t position) {
-        GenerateKernel(span, h + position * span.hidden, kernel.data());
-        return static_cast<const Acc<T>*>(kernel.data());
-      },
-      y, begin, end);
+  std::vector<Acc<T>> kernel(span.padded);
+  WithGenerator(span, [&](auto&& generate) {
+    ForwardRowsWith<T, CG>(
+        g, x,
+        [&](int64_t position) {
+          generate(h + position * span.hidden, kernel.data());
+          return static_cast<const Acc<T>*>(kernel.data());
+        },
+        y, begin, end);
+  });
 }
 
 // Input gradient of images [begin, end), each kernel generated in place.
 template <typename T, int64_t CG>
 void SpanInputGradImages(const Geometry& g, const Span<Acc<T>>& span, const T* dy, const T* h,
                          T* dx, int64_t begin, int64_t end) {
-  std::vector<Acc<T>> kernels(2 * (span.count + 64));  // a buffer for each of a pair's outputs
-  InputGradImagesWith<T, CG>(
-      g, dy,
-      [&](int64_t position, int slot) {
-        Acc<T>* kernel = kernels.data() + slot * (span.count + 64);
-        GenerateKernel(span, h + position * span.hidden, kernel);
-        return static_cast<const Acc<T>*>(kernel);
-      },
-      dx, begin, end);
+  std::vector<Acc<T>> kernels(2 * span.padded);  // a buffer for each of a pair's outputs
+  WithGenerator(span, [&](auto&& generate) {
+    InputGradImagesWith<T, CG>(
+        g, dy,
+        [&](int64_t position, int slot) {
+          Acc<T>* kernel = kernels.data() + slot * span.padded;
+          generate(h + position * span.hidden, kernel);
+          return static_cast<const Acc<T>*>(kernel);
+        },
+        dx, begin, end);
+  });
 }
 
 // What one thread reuses from image to image of the span's gradients.
@@ -188,24 +222,6 @@ void SpanParamsFixed(const Span<A>& span, const A* dk, const A* h, int64_t posit
   A bias[NV * L];
   std::memcpy(bias, bias_sums, sizeof(bias));
   std::memcpy(image_dbias, bias, COUNT * sizeof(A));
-}
-
-// Calls body(COUNT, HIDDEN constants) for the span shapes that have a fixed
-// form (RedNet's: K = 7 with 1, 2 or 4 groups and a quarter of the channels
-// hidden); returns false where none matches.
-template <typename Body>
-bool WithSpanShape(int64_t count, int64_t hidden, Body&& body) {
-  using std::integral_constant;
-  if (count == 49 && hidden == 4) {
-    body(integral_constant<int64_t, 49>(), integral_constant<int64_t, 4>());
-  } else if (count == 98 && hidden == 8) {
-    body(integral_constant<int64_t, 98>(), integral_constant<int64_t, 8>());
-  } else if (count == 196 && hidden == 16) {
-    body(integral_constant<int64_t, 196>(), integral_constant<int64_t, 16>());
-  } else {
-    return false;
-  }
-  return true;
 }
 
 // The gradients of h (stored into dh), w and the bias (image b's sums, into
