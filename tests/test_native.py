@@ -40,6 +40,20 @@ def test_the_cache_name_follows_tensorflow_and_the_source(monkeypatch, tmp_path)
     assert native.library_path("g++") != before
 
 
+def test_every_header_the_source_includes_is_in_the_cache_key():
+    # A header missing from HEADERS would leave a stale library in use after it changed.
+    sources = [native.SOURCE, *native.HEADERS]
+    local = {
+        line.split('"')[1]
+        for source in sources
+        for line in source.read_text().splitlines()
+        if line.startswith('#include "') and not line.startswith('#include "tensorflow/')
+    }
+    assert local, "the source includes its kernels' headers"
+    assert local <= {header.name for header in native.HEADERS}
+    assert "attention_grad_kernels.h" in local
+
+
 def test_a_failed_build_is_explained_with_its_log(monkeypatch, tmp_path):
     monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails

@@ -19,7 +19,11 @@ import tensorflow as tf
 from involution_bench.ops.article import article_attention
 from involution_bench.ops.involution import auto_implementation, involution
 from involution_bench.ops.local_attention import local_attention
-from involution_bench.ops.neighbourhood import _compiled_softmax, neighbourhood_logits
+from involution_bench.ops.neighbourhood import (
+    _compiled_softmax,
+    neighbourhood_logits,
+    neighbourhood_softmax,
+)
 
 FLOAT_BYTES = 4
 
@@ -36,6 +40,14 @@ def _native_with_xla_softmax(queries, keys, values, relative, kernel_size, heads
     aggregation around the XLA-compiled position term, mask and softmax."""
     content = neighbourhood_logits(queries, keys, kernel_size, heads, "native")
     weights = _compiled_softmax(content, queries, relative, kernel_size, heads)
+    return involution(values, weights, kernel_size, 1, heads, "native")
+
+
+def _native_with_softmax_grad_op(queries, keys, values, relative, kernel_size, heads):
+    """The native path as it was before its fused backward pass: the weights op and
+    the aggregation each with its own gradient, the softmax's gradient a separate
+    op over the aggregation's kernel gradient read back from memory."""
+    weights = neighbourhood_softmax(queries, keys, kernel_size, heads, relative, "native")
     return involution(values, weights, kernel_size, 1, heads, "native")
 
 
@@ -73,6 +85,7 @@ class AttentionShape:
         ]
         if native:
             found.append(("native, XLA softmax", _native_with_xla_softmax, False))
+            found.append(("native, softmax grad op", _native_with_softmax_grad_op, False))
             found.append(("native", _with_implementation("native"), False))
         return found
 

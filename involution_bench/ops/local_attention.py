@@ -27,7 +27,12 @@ import keras
 import tensorflow as tf
 
 from involution_bench.ops.conv2d import pointwise_product
-from involution_bench.ops.involution import auto_implementation, involution
+from involution_bench.ops.involution import (
+    auto_implementation,
+    in_native_dtype,
+    involution,
+    require_native,
+)
 from involution_bench.ops.layer_checks import check_arguments, strided_shape
 from involution_bench.ops.neighbourhood import neighbourhood_softmax
 
@@ -43,8 +48,46 @@ def local_attention(
 ) -> tf.Tensor:
     """Each position's softmax-weighted sum of the values in its K x K neighbourhood:
     `(B, H, W, C)`, the aggregation being the involution op with one group per head."""
+    queries = tf.convert_to_tensor(queries)
+    depth = queries.shape[-1] // heads
+    if implementation == "auto":
+        implementation = auto_implementation(queries.dtype, depth, kernel_size)
+    if implementation == "native":
+        if relative is None:
+            relative = tf.zeros([kernel_size**2, depth], queries.dtype)
+        library = require_native()
+        return in_native_dtype(
+            lambda *tensors: _native_attention(library, *tensors, kernel_size, heads),
+            *(tf.cast(t, queries.dtype) for t in (queries, keys, values, relative)),
+        )
     weights = neighbourhood_softmax(queries, keys, kernel_size, heads, relative, implementation)
     return involution(values, weights, kernel_size, 1, heads, implementation)
+
+
+def _native_attention(library, queries, keys, values, relative, kernel_size, heads):
+    """Forward: the weights op, then the aggregation (the involution op). Backward:
+    the aggregation's kernel gradient with the softmax's gradient as its epilogue
+    (one op, `native/attention_grad_kernels.h`), so the weights' gradient never
+    reaches memory; then the logits' gradients, as in `neighbourhood`."""
+    attrs = {"kernel_size": kernel_size, "stride": 1, "groups": heads}
+
+    @tf.custom_gradient
+    def op(queries, keys, values, relative):
+        weights = library.invbench_attention_weights(queries, keys, relative, **attrs)
+        output = library.invbench_involution(values, weights, **attrs)
+
+        def gradient(upstream):
+            value_grad = library.invbench_involution_input_grad(upstream, weights, values, **attrs)
+            content, query_part, relative_grad = library.invbench_attention_grad(
+                upstream, values, weights, queries, relative, **attrs
+            )
+            query_grad = library.invbench_involution(keys, content, **attrs) + query_part
+            key_grad = library.invbench_involution_input_grad(queries, content, keys, **attrs)
+            return query_grad, key_grad, value_grad, relative_grad
+
+        return output, gradient
+
+    return op(queries, keys, values, relative)
 
 
 @keras.saving.register_keras_serializable(package="involution_bench")

@@ -6,7 +6,8 @@
 // tests/test_native.py with each instruction-set level's flags, so the
 // vector paths a CPU without AVX-512 takes are checked on any machine.
 // Also attention's weights in one pass (the kernel gradient with the softmax
-// epilogue) and the softmax's gradient, for 1 to 7 heads. And augmentation's
+// epilogue), the softmax's gradient, and attention's backward pass fused into
+// the aggregation's kernel gradient, for 1 to 7 heads. And augmentation's
 // crop, flip and scaling, exactly, at every offset.
 // Prints "bad cases: N" and exits non-zero when N > 0.
 
@@ -16,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_grad_kernels.h"
 #include "attention_kernels.h"
 #include "augment_kernels.h"
 #include "involution_kernels.h"
@@ -282,6 +284,99 @@ bool CheckAttentionWeights(int64_t heads, int64_t depth, int64_t kernel_size, in
   return good;
 }
 
+// Attention's backward pass fused into the aggregation's kernel gradient
+// (SoftmaxGradEpilogue), with each width of block, against double loops:
+// dw[t, h] = dout . v[neighbour t] over the head's channels, then the
+// softmax's and the position term's gradients as in CheckSoftmax.
+bool CheckAttentionGrad(int64_t heads, int64_t depth, int64_t kernel_size, int64_t width,
+                        bool factored) {
+  const Geometry g = MakeGeometry(1, heads, depth, kernel_size, width);
+  invbench::SoftmaxGeometry s{g.batch, g.height, g.width, kernel_size, heads, depth};
+  s.factored = factored;
+  const int64_t taps = g.taps(), pad = kernel_size / 2, positions = g.batch * g.height * width;
+  std::vector<float> dout(positions * g.channels), v(dout.size()), q(dout.size());
+  std::vector<float> w(positions * taps * heads), given(s.embedding_size());
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  for (auto* values : {&dout, &v, &q, &given}) {
+    for (float& value : *values) value = normal(rng);
+  }
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  auto inside = [&](int64_t p, int64_t t) {
+    const int64_t i = p / width % g.height, j = p % width;
+    const int64_t row = i + t / kernel_size - pad, col = j + t % kernel_size - pad;
+    return row >= 0 && row < g.height && col >= 0 && col < width;
+  };
+  for (int64_t p = 0; p < positions; ++p) {  // weights as a softmax leaves them: 0 outside
+    for (int64_t n = 0; n < taps * heads; ++n) {
+      w[p * taps * heads + n] = inside(p, n / heads) ? uniform(rng) : 0.0f;
+    }
+  }
+  const std::vector<float> relative = factored ? FullEmbedding(given, kernel_size, depth) : given;
+  std::vector<double> dc_ref(w.size()), dq_ref(q.size()), dr_ref(given.size());
+  const double scale = 1 / std::sqrt(double(depth));
+  for (int64_t p = 0; p < positions; ++p) {
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> dw(taps, 0.0);
+      double dot = 0;
+      for (int64_t t = 0; t < taps; ++t) {
+        if (!inside(p, t)) continue;
+        const int64_t pixel = p + (t / kernel_size - pad) * width + t % kernel_size - pad;
+        for (int64_t d = 0; d < depth; ++d) {
+          const int64_t c = h * depth + d;
+          dw[t] += double(dout[p * g.channels + c]) * v[pixel * g.channels + c];
+        }
+        dot += w[(p * taps + t) * heads + h] * dw[t];
+      }
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t at = (p * taps + t) * heads + h;
+        const double dz = w[at] * (dw[t] - dot) * scale;
+        dc_ref[at] = dz;
+        for (int64_t d = 0; d < depth; ++d) {
+          const int64_t n = factored ? invbench::FactoredIndex(s, t, d) : t * depth + d;
+          dq_ref[p * g.channels + h * depth + d] += dz * relative[t * depth + d];
+          dr_ref[n] += dz * q[p * g.channels + h * depth + d];
+        }
+      }
+    }
+  }
+  invbench::KernelGradScratch<float> scratch;
+  bool good = true;
+  auto check = [&](auto columns) {
+    std::vector<float> dc(w.size()), dq(q.size()), per_image(g.batch * given.size());
+    const invbench::SoftmaxGradEpilogue<float, float> epilogue{
+        s, w.data(), q.data(), given.data(), float(scale), dq.data(), per_image.data()};
+    for (int64_t b = 0; b < g.batch; ++b) {
+      invbench::KernelGradImage<float, 0, decltype(columns)::value>(g, dout.data(), v.data(),
+                                                                    dc.data(), b, scratch,
+                                                                    epilogue);
+    }
+    std::vector<float> dr(given.size(), 0.0f);
+    for (int64_t b = 0; b < g.batch; ++b) {
+      for (size_t n = 0; n < dr.size(); ++n) dr[n] += per_image[b * dr.size() + n];
+    }
+    // dw sums D products of ~1; the embedding's gradient, positions * taps terms.
+    const double errors[] = {MaxDifference(dc, dc_ref), MaxDifference(dq, dq_ref),
+                             MaxDifference(dr, dr_ref) / 100};
+    for (double error : errors) {
+      if (!(error <= 1e-4)) {
+        std::printf(
+            "attention gradient: %lld heads of %lld, K=%lld, width %lld, %lld columns%s: "
+            "errors %g %g %g\n",
+            (long long)heads, (long long)depth, (long long)kernel_size, (long long)width,
+            (long long)decltype(columns)::value, factored ? ", factored" : "", errors[0],
+            errors[1], errors[2]);
+        good = false;
+        return;
+      }
+    }
+  };
+  check(std::integral_constant<int64_t, 4>());
+  check(std::integral_constant<int64_t, 8>());
+  check(std::integral_constant<int64_t, invbench::kColumns>());
+  return good;
+}
+
 // Every row and column offset in [0, 2 * pad], with and without the flip,
 // against an index-by-index loop: the same pixel, or zero, divided by 255
 // (the division in double, rounded once to float, is the float division).
@@ -356,6 +451,12 @@ int main() {
       bad += !CheckAttentionWeights(1, 8, kernel_size, width, true);
       bad += !CheckAttentionWeights(3, 4, kernel_size, width, true);
       bad += !CheckAttentionWeights(2, 3, kernel_size, width + 14, true);
+      for (bool factored : {false, true}) {
+        bad += !CheckAttentionGrad(1, 8, kernel_size, width, factored);
+        bad += !CheckAttentionGrad(3, 4, kernel_size, width, factored);
+        bad += !CheckAttentionGrad(2, 3, kernel_size, width + 14, factored);
+        bad += !CheckAttentionGrad(6, 2, kernel_size, width + 3, factored);
+      }
     }
   }
   bad += !CheckCropFlipScale(32, 32, 3, 4);

@@ -4,8 +4,7 @@ strided subsampling), compiled on first use and cached.
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
 installed TensorFlow: `involution_ops.cc`, the TensorFlow ops, over
-`involution_kernels.h`, `attention_kernels.h`, `batch_norm_kernels.h`,
-`augment_kernels.h` and `subsample_kernels.h`, their arithmetic. Two builds are tried, in order:
+the `*_kernels.h` headers beside it, their arithmetic. Two builds are tried, in order:
 
 - "tuned": -O3 for this CPU (-march=native), minus the ISA extensions that
   TensorFlow's bundled Eigen headers cannot compile (AVX512-FP16 under
@@ -45,18 +44,10 @@ from involution_bench.system.cache import cache_dir
 from involution_bench.system.machine import cpu_fields, cpu_flags
 
 SOURCE = Path(__file__).with_name("involution_ops.cc")
-# The kernels' arithmetic, which the source includes: a change to it rebuilds too.
-HEADERS = tuple(
-    Path(__file__).with_name(name)
-    for name in (
-        "involution_kernels.h",
-        "attention_kernels.h",
-        "batch_norm_kernels.h",
-        "augment_kernels.h",
-        "subsample_kernels.h",
-        "span_involution_kernels.h",
-    )
-)
+# The kernels' arithmetic, which the source includes: a change to any of it
+# rebuilds too. Every header beside the source, so a new one cannot be left
+# out of the cache key (one was, until a test that mutated it still passed).
+HEADERS = tuple(sorted(SOURCE.parent.glob("*.h")))
 NATIVE_ENV = "INVBENCH_NATIVE"
 COMPILERS = ("g++", "c++", "clang++")
 BUILD_TIMEOUT_S = 600

@@ -297,7 +297,8 @@ struct SoftmaxEpilogue {
   }
 
   template <int64_t COLS>
-  void operator()(A* block, const A* queries, int64_t stride, int64_t i, int64_t j0) const {
+  void operator()(A* block, const A* queries, int64_t stride, int64_t, int64_t i,
+                  int64_t j0) const {
     const int64_t k = g.kernel_size, pad = k / 2, taps = g.taps(), heads = g.heads;
     const int64_t depth = g.depth, row_channels = g.row_channels();
     // A factored embedding's column terms, K rows of COLS, worked out once a head.

@@ -685,7 +685,7 @@ struct KernelGradScratch {
 // (attention_kernels.h), on the block's rows of taps, across its columns.
 struct NoEpilogue {
   template <int64_t COLS, typename A>
-  void operator()(A*, const A*, int64_t, int64_t, int64_t) const {}
+  void operator()(A*, const A*, int64_t, int64_t, int64_t, int64_t) const {}
 };
 
 template <typename T, int64_t K, int64_t COLS = kColumns, typename Epilogue = NoEpilogue>
@@ -778,7 +778,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       const int64_t width = std::min(COLS, ow - j0);
       // The block's upstream values, channel c at c * padded_ow, and its place.
       epilogue.template operator()<COLS>(block, upstream.data() + i * channels * padded_ow,
-                                         padded_ow, i, j0);
+                                         padded_ow, b, i, j0);
       StoreTransposed<COLS>(block, count, width, staging);
       std::memcpy(dk + (((b - first_image) * oh + i) * ow + j0) * count, staging,
                   width * count * sizeof(T));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "attention_grad_kernels.h"
 #include "attention_kernels.h"
 #include "augment_kernels.h"
 #include "batch_norm_kernels.h"
@@ -470,6 +471,69 @@ class AttentionWeightsOp : public InvolutionBase {
   }
 };
 
+// Local attention's backward pass from its output to its softmax's logits in
+// one op (attention_grad_kernels.h). Inputs: grad (B, H, W, C), the output's
+// upstream gradient; values (B, H, W, C); weights (B, H, W, K*K, G), the
+// forward pass's; queries (B, H, W, C); relative (K*K, D), or (K, D)
+// factored. Outputs the content logits' gradient (the weights' shape), the
+// position term's part of the queries' gradient and relative's gradient.
+template <typename T>
+class AttentionGradOp : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& grad = context->input(0);
+    const Tensor& values = context->input(1);
+    const Tensor& weights = context->input(2);
+    const Tensor& queries = context->input(3);
+    const Tensor& relative = context->input(4);
+    OP_REQUIRES(context, stride_ == 1 && kernel_size_ % 2 == 1,
+                InvalidArgument("attention gradients take stride 1 and an odd kernel_size"));
+    Geometry g;
+    PrepareGradient(context, grad, values, &weights, &g);
+    if (!context->status().ok()) return;
+    OP_REQUIRES(context, queries.shape() == values.shape(),
+                InvalidArgument("queries ", queries.shape().DebugString(),
+                                " do not match the values ", values.shape().DebugString()));
+    invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
+                                      g.groups,       g.group_channels};
+    softmax.factored =
+        relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
+    OP_REQUIRES(context,
+                relative.shape() == TensorShape({softmax.embedding_size() / g.group_channels,
+                                                 g.group_channels}),
+                InvalidArgument("relative must be (K*K, D) or (K, D), got ",
+                                relative.shape().DebugString()));
+    Tensor *content_grad = nullptr, *query_grad = nullptr, *relative_grad = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, weights.shape(), &content_grad));
+    OP_REQUIRES_OK(context, context->allocate_output(1, queries.shape(), &query_grad));
+    OP_REQUIRES_OK(context, context->allocate_output(2, relative.shape(), &relative_grad));
+    using A = Acc<T>;
+    std::vector<A> embedding;
+    WidenTensor<T>(relative, &embedding);
+    const int64_t size = softmax.embedding_size();
+    std::vector<A> per_image(g.batch * size, A(0));
+    const invbench::SoftmaxGradEpilogue<A, T> epilogue{
+        softmax,
+        weights.flat<T>().data(),
+        queries.flat<T>().data(),
+        embedding.data(),
+        A(1) / std::sqrt(A(g.group_channels)),
+        query_grad->flat<T>().data(),
+        per_image.data()};
+    KernelGradImages(context, g, grad.flat<T>().data(), values.flat<T>().data(),
+                     content_grad->flat<T>().data(), epilogue);
+    // The images' shares summed in order: the same result on every run.
+    T* dr = relative_grad->flat<T>().data();
+    for (int64_t n = 0; n < size; ++n) {
+      A sum = 0;
+      for (int64_t b = 0; b < g.batch; ++b) sum += per_image[b * size + n];
+      dr[n] = static_cast<T>(sum);
+    }
+  }
+};
+
 // Local attention's softmax (attention_kernels.h): inputs content (B, H, W,
 // K*K, G), queries (B, H, W, G*D) and relative (K*K, D), or (K, D) factored.
 class SoftmaxBase : public OpKernel {
@@ -739,6 +803,26 @@ REGISTER_OP("InvbenchNeighbourhoodSoftmaxGrad")
       return tensorflow::OkStatus();
     });
 
+REGISTER_OP("InvbenchAttentionGrad")
+    .Input("grad: T")
+    .Input("values: T")
+    .Input("weights: T")
+    .Input("queries: T")
+    .Input("relative: T")
+    .Output("logits_grad: T")
+    .Output("queries_grad: T")
+    .Output("relative_grad: T")
+    .Attr("T: {float, double, bfloat16}")
+    .Attr("kernel_size: int")
+    .Attr("stride: int")
+    .Attr("groups: int")
+    .SetShapeFn([](InferenceContext* context) {
+      context->set_output(0, context->input(2));
+      context->set_output(1, context->input(3));
+      context->set_output(2, context->input(4));
+      return tensorflow::OkStatus();
+    });
+
 REGISTER_OP("InvbenchNarrowBatchNorm")
     .Input("x: float")
     .Input("gamma: float")
@@ -944,7 +1028,10 @@ REGISTER_KERNEL_BUILDER(Name("InvbenchNarrowBatchNormGrad").Device(DEVICE_CPU), 
       AttentionWeightsOp<T>);                                                                  \
   REGISTER_KERNEL_BUILDER(                                                                     \
       Name("InvbenchNeighbourhoodSoftmaxGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
-      NeighbourhoodSoftmaxGradOp<T>);
+      NeighbourhoodSoftmaxGradOp<T>);                                                          \
+  REGISTER_KERNEL_BUILDER(                                                                     \
+      Name("InvbenchAttentionGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),                \
+      AttentionGradOp<T>);
 
 REGISTER_KERNELS(float);
 REGISTER_KERNELS(double);
