@@ -63,9 +63,14 @@ struct SoftmaxGradEpilogue {
     Scratch& s = scratch;
     if (i == 0 && j0 == 0) s.relative_grad.assign(size * COLS, A(0));  // a new image
     const int64_t position = (b * g.height + i) * g.width + j0;
-    // Lanes past the image's last column stay zero, so they add nothing.
-    s.weights.assign(rows * COLS, A(0));
-    s.queries.assign(channels * COLS, A(0));
+    // Lanes past the image's last column must be zero, so they add nothing; a
+    // whole block's copies overwrite every lane.
+    s.weights.resize(rows * COLS);
+    s.queries.resize(channels * COLS);
+    if (width < COLS) {
+      std::fill(s.weights.begin(), s.weights.end(), A(0));
+      std::fill(s.queries.begin(), s.queries.end(), A(0));
+    }
     CopyChannelMajor<COLS>(weights + position * rows, rows, rows, width, s.weights.data(), COLS);
     CopyChannelMajor<COLS>(queries + position * channels, channels, channels, width,
                            s.queries.data(), COLS);

@@ -429,34 +429,49 @@ inline bool FactoredEmbedding(int64_t rows, int64_t kernel_size) {
   return kernel_size > 1 && rows == kernel_size;
 }
 
+// What both fused attention ops check and work out: stride 1, an odd
+// kernel_size, and the softmax's geometry with the embedding relative (K*K,
+// D), or (K, D) factored, for heads = groups of D channels.
+class AttentionBase : public InvolutionBase {
+ public:
+  using InvolutionBase::InvolutionBase;
+
+ protected:
+  void PrepareSoftmax(OpKernelContext* context, const Geometry& g, const Tensor& relative,
+                      invbench::SoftmaxGeometry* softmax) {
+    OP_REQUIRES(context, stride_ == 1 && kernel_size_ % 2 == 1,
+                InvalidArgument("local attention takes stride 1 and an odd kernel_size"));
+    *softmax = {g.batch, g.height, g.width, g.kernel_size, g.groups, g.group_channels};
+    softmax->factored =
+        relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
+    OP_REQUIRES(context,
+                relative.shape() == TensorShape({softmax->embedding_size() / g.group_channels,
+                                                 g.group_channels}),
+                InvalidArgument("relative must be (K*K, D) or (K, D), got ",
+                                relative.shape().DebugString()));
+  }
+};
+
 // Local attention's weights in one pass (inputs queries, keys (B, H, W, C)
 // and relative (K*K, D), or (K, D) factored; attributes kernel_size, stride 1,
 // groups = heads):
 // the logits kernel (the involution kernel gradient, queries as its
 // upstream) with the softmax as the epilogue of each block.
 template <typename T>
-class AttentionWeightsOp : public InvolutionBase {
+class AttentionWeightsOp : public AttentionBase {
  public:
-  using InvolutionBase::InvolutionBase;
+  using AttentionBase::AttentionBase;
 
   void Compute(OpKernelContext* context) override {
     const Tensor& queries = context->input(0);
     const Tensor& keys = context->input(1);
     const Tensor& relative = context->input(2);
-    OP_REQUIRES(context, stride_ == 1 && kernel_size_ % 2 == 1,
-                InvalidArgument("attention weights take stride 1 and an odd kernel_size"));
     Geometry g;
     PrepareGradient(context, queries, keys, nullptr, &g);
     if (!context->status().ok()) return;
-    invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
-                                      g.groups,       g.group_channels};
-    softmax.factored =
-        relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
-    OP_REQUIRES(context,
-                relative.shape() == TensorShape({softmax.embedding_size() / g.group_channels,
-                                                 g.group_channels}),
-                InvalidArgument("relative must be (K*K, D) or (K, D), got ",
-                                relative.shape().DebugString()));
+    invbench::SoftmaxGeometry softmax;
+    PrepareSoftmax(context, g, relative, &softmax);
+    if (!context->status().ok()) return;
     Tensor* result = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, KernelShape(g), &result));
     using A = Acc<T>;
@@ -478,9 +493,9 @@ class AttentionWeightsOp : public InvolutionBase {
 // factored. Outputs the content logits' gradient (the weights' shape), the
 // position term's part of the queries' gradient and relative's gradient.
 template <typename T>
-class AttentionGradOp : public InvolutionBase {
+class AttentionGradOp : public AttentionBase {
  public:
-  using InvolutionBase::InvolutionBase;
+  using AttentionBase::AttentionBase;
 
   void Compute(OpKernelContext* context) override {
     const Tensor& grad = context->input(0);
@@ -488,23 +503,15 @@ class AttentionGradOp : public InvolutionBase {
     const Tensor& weights = context->input(2);
     const Tensor& queries = context->input(3);
     const Tensor& relative = context->input(4);
-    OP_REQUIRES(context, stride_ == 1 && kernel_size_ % 2 == 1,
-                InvalidArgument("attention gradients take stride 1 and an odd kernel_size"));
     Geometry g;
     PrepareGradient(context, grad, values, &weights, &g);
     if (!context->status().ok()) return;
     OP_REQUIRES(context, queries.shape() == values.shape(),
                 InvalidArgument("queries ", queries.shape().DebugString(),
                                 " do not match the values ", values.shape().DebugString()));
-    invbench::SoftmaxGeometry softmax{g.batch,        g.height, g.width, g.kernel_size,
-                                      g.groups,       g.group_channels};
-    softmax.factored =
-        relative.dims() == 2 && FactoredEmbedding(relative.dim_size(0), g.kernel_size);
-    OP_REQUIRES(context,
-                relative.shape() == TensorShape({softmax.embedding_size() / g.group_channels,
-                                                 g.group_channels}),
-                InvalidArgument("relative must be (K*K, D) or (K, D), got ",
-                                relative.shape().DebugString()));
+    invbench::SoftmaxGeometry softmax;
+    PrepareSoftmax(context, g, relative, &softmax);
+    if (!context->status().ok()) return;
     Tensor *content_grad = nullptr, *query_grad = nullptr, *relative_grad = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, weights.shape(), &content_grad));
     OP_REQUIRES_OK(context, context->allocate_output(1, queries.shape(), &query_grad));
