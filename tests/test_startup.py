@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -119,6 +120,23 @@ def test_chatter_is_held_back_and_real_errors_pass(capfd):
     err = capfd.readouterr().err
     assert err == real + "a plain Python warning\n"
     assert all(is_chatter(line) for line in chatter.splitlines())
+
+
+def test_tensorflow_retracing_warnings_are_held_back_and_its_other_warnings_pass(caplog):
+    import tensorflow as tf
+
+    from involution_bench.system.quiet import import_tensorflow
+
+    import_tensorflow()
+    import_tensorflow()  # twice: one filter, not two
+    logger = tf.get_logger()
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning(
+            "5 out of the last 5 calls to <function f at 0x7f> triggered tf.function retracing."
+        )
+        logger.warning("a real TensorFlow warning")
+    assert [record.getMessage() for record in caplog.records] == ["a real TensorFlow warning"]
+    assert len(logging.getLogger("tensorflow").filters) == 1
 
 
 def test_a_failed_import_shows_everything_it_printed(capfd):

@@ -13,6 +13,7 @@ real errors still reach the user, and a failed import shows all of it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -58,12 +59,32 @@ def filtered_stderr() -> Iterator[None]:
                 sys.stderr.flush()
 
 
+class ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last N calls ... triggered tf.function retracing".
+
+    invbench builds one model after another in a process (`bench model`, sweeps,
+    `eval`), and each model's step is a new tf.function traced once, which TF
+    counts as retracing. The advice it prints is for a loop that re-creates
+    one function, so here it is always a false alarm.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def hold_back_expected_retracing() -> None:
+    logger = logging.getLogger("tensorflow")  # the logger tf.get_logger() returns
+    if not any(isinstance(kept, ExpectedRetracing) for kept in logger.filters):
+        logger.addFilter(ExpectedRetracing())
+
+
 def import_tensorflow() -> None:
     """Import TensorFlow and Keras and start TF's devices, holding back their chatter.
 
     Later `import tensorflow` statements find the loaded module, so calling
     this once before any of them keeps the whole process quiet.
     """
+    hold_back_expected_retracing()
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
     with filtered_stderr():
