@@ -175,15 +175,7 @@ inline void StoreHeadRows(const SoftmaxGeometry& g, const A* rows, int64_t padde
 // compile-time constant for the common counts (0: known at run time).
 template <typename Body>
 void WithHeads(int64_t heads, Body body) {
-  switch (heads) {
-    case 1: return body(std::integral_constant<int64_t, 1>());
-    case 2: return body(std::integral_constant<int64_t, 2>());
-    case 3: return body(std::integral_constant<int64_t, 3>());
-    case 4: return body(std::integral_constant<int64_t, 4>());
-    case 5: return body(std::integral_constant<int64_t, 5>());
-    case 8: return body(std::integral_constant<int64_t, 8>());
-    default: return body(std::integral_constant<int64_t, 0>());
-  }
+  WithConstant<1, 2, 3, 4, 5, 8>(heads, body);
 }
 
 template <typename A>

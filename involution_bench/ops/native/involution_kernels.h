@@ -71,6 +71,18 @@ struct Vector {
   typedef A type __attribute__((vector_size(Bytes)));
 };
 
+// Calls body(std::integral_constant<int64_t, V>()) for the one of VALUES that
+// equals value, else body with 0: the value known only at run time. The
+// kernels' hottest loops are generated for their common sizes this way.
+template <int64_t... VALUES, typename Body>
+void WithConstant(int64_t value, Body&& body) {
+  bool found = false;
+  ((!found && value == VALUES ? (found = true, body(std::integral_constant<int64_t, VALUES>()))
+                              : void()),
+   ...);
+  if (!found) body(std::integral_constant<int64_t, 0>());
+}
+
 // The widest vector, at most a register and at least 16 bytes, that a group
 // of CG channels of A fills a whole number of times (0: none). Within such a
 // vector every channel shares one kernel weight, a broadcast: 8-channel
