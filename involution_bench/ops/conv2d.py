@@ -34,10 +34,11 @@ from involution_bench.ops.native import native_ops
 
 SUBSAMPLED_DTYPES = (tf.float32, tf.float64, tf.bfloat16, tf.float16)
 NARROW_PRODUCT_DTYPES = (tf.float32, tf.float64)
-# Where the native product beats oneDNN's (docs/benchmarks.md): at most this many
-# output and input channels, and multiply-adds per image (RedNet's reduce
-# projections do 16,384).
-NARROW_OUTPUTS, NARROW_INPUTS, NARROW_WORK = 16, 64, 2**15
+# Where the native product beats oneDNN's, forward and backward (docs/benchmarks.md):
+# outputs with a compile-time form, inputs in whole 16-lane vectors, and at most
+# NARROW_WORK multiply-adds per image (RedNet's reduce projections do 16,384).
+# Other widths take general loops, up to 7 times slower than oneDNN's product.
+NARROW_OUTPUTS, NARROW_INPUT_LANES, NARROW_INPUTS, NARROW_WORK = (4, 8, 16), 16, 64, 2**15
 
 
 def pointwise_product(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -99,7 +100,9 @@ class Conv2D(keras.layers.Conv2D):
         channels, positions = shape[-1], shape[1:-1].num_elements()
         if channels is None or positions is None:
             return None
-        if self.filters > NARROW_OUTPUTS or channels > NARROW_INPUTS:
+        if self.filters not in NARROW_OUTPUTS or channels > NARROW_INPUTS:
+            return None
+        if channels % NARROW_INPUT_LANES:
             return None
         if positions * channels * self.filters > NARROW_WORK:
             return None
