@@ -15,12 +15,6 @@ product. TensorFlow's own strided slice and its gradient cost more than the
 convolution, so without the library, and under XLA (`models.prepare_for_xla`),
 it stays a convolution.
 
-The narrowest products, involution's reduce projection (16 to 64 channels into
-4 to 16), are a native product with the bias inside, forward and backward
-(`native/product_kernels.h`): oneDNN's matrix product has a fixed cost of
-about 100 microseconds a call, and the bias and its gradient were two more
-ops. Wider products stay oneDNN's, which is faster there.
-
 The layer is Keras' (arguments, weights, names and config); models saved with
 Keras' own `Conv2D` load as that and compute the same values.
 """
@@ -33,12 +27,6 @@ import tensorflow as tf
 from involution_bench.ops.native import native_ops
 
 SUBSAMPLED_DTYPES = (tf.float32, tf.float64, tf.bfloat16, tf.float16)
-NARROW_PRODUCT_DTYPES = (tf.float32, tf.float64)
-# Where the native product beats oneDNN's, forward and backward (docs/benchmarks.md):
-# outputs with a compile-time form, inputs in whole 16-lane vectors, and at most
-# NARROW_WORK multiply-adds per image (RedNet's reduce projections do 16,384).
-# Other widths take general loops, up to 7 times slower than oneDNN's product.
-NARROW_OUTPUTS, NARROW_INPUT_LANES, NARROW_INPUTS, NARROW_WORK = (4, 8, 16), 16, 64, 2**15
 
 
 def pointwise_product(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -90,42 +78,6 @@ class Conv2D(keras.layers.Conv2D):
         if tf.config.list_logical_devices("GPU"):
             return None
         return native_ops()
-
-    def narrow_product_library(self, inputs):
-        """The native library where this pointwise convolution of `inputs` is a narrow
-        product (CPU only; not under XLA); else None."""
-        if not (self.native and self.pointwise):
-            return None
-        shape = tf.TensorShape(inputs.shape)
-        channels, positions = shape[-1], shape[1:-1].num_elements()
-        if channels is None or positions is None:
-            return None
-        if self.filters not in NARROW_OUTPUTS or channels > NARROW_INPUTS:
-            return None
-        if channels % NARROW_INPUT_LANES:
-            return None
-        if positions * channels * self.filters > NARROW_WORK:
-            return None
-        if tf.as_dtype(inputs.dtype) not in NARROW_PRODUCT_DTYPES:
-            return None
-        if tf.config.list_logical_devices("GPU"):
-            return None
-        return native_ops()
-
-    def call(self, inputs):
-        library = self.narrow_product_library(inputs)
-        if library is None:
-            return super().call(inputs)
-        channels = inputs.shape[-1]
-        kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [channels, self.filters])
-        if self.use_bias:
-            bias = tf.cast(self.bias, inputs.dtype)
-        else:
-            bias = tf.zeros([self.filters], inputs.dtype)
-        rows = tf.reshape(inputs, [-1, channels])
-        product = library.invbench_narrow_product(rows, kernel, bias)
-        outputs = tf.reshape(product, tf.concat([tf.shape(inputs)[:-1], [self.filters]], 0))
-        return self.activation(outputs) if self.activation is not None else outputs
 
     def convolution_op(self, inputs, kernel):
         if self.pointwise:

@@ -8,11 +8,9 @@
 // Also attention's weights in one pass (the kernel gradient with the softmax
 // epilogue), the softmax's gradient, and attention's backward pass fused into
 // the aggregation's kernel gradient, for 1 to 7 heads. And augmentation's
-// crop, flip and scaling, exactly, at every offset. And the narrow products
-// and their gradient, at widths with compile-time forms and without.
+// crop, flip and scaling, exactly, at every offset.
 // Prints "bad cases: N" and exits non-zero when N > 0.
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -23,7 +21,6 @@
 #include "attention_kernels.h"
 #include "augment_kernels.h"
 #include "involution_kernels.h"
-#include "product_kernels.h"
 
 using invbench::Geometry;
 
@@ -422,58 +419,6 @@ bool CheckCropFlipScale(int64_t height, int64_t width, int64_t channels, int64_t
   return wrong == 0;
 }
 
-// x (rows, depth) times w (depth, width) plus bias, then dx, dw and dbias from
-// a random dz, against double loops; rows in several chunks and a partial block.
-bool CheckProduct(int64_t rows, int64_t depth, int64_t width) {
-  std::mt19937 random(11);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  auto fill = [&](int64_t size) {
-    std::vector<float> values(size);
-    for (auto& value : values) value = uniform(random);
-    return values;
-  };
-  const auto x = fill(rows * depth), w = fill(depth * width), bias = fill(width);
-  const auto dz = fill(rows * width);
-  std::vector<float> z(rows * width), dx(rows * depth);
-  invbench::ProductRowsAnyWidth(x.data(), depth, w.data(), bias.data(), width, z.data(), 0, rows);
-  const auto transposed = invbench::Transposed(w.data(), depth, width);
-  invbench::ProductRowsAnyWidth(dz.data(), width, transposed.data(),
-                                static_cast<const float*>(nullptr), depth, dx.data(), 0, rows);
-  const int64_t chunks = (rows + invbench::kProductChunk - 1) / invbench::kProductChunk;
-  const int64_t size = (depth + 1) * width;
-  std::vector<float> partial(chunks * size), sums(size);
-  for (int64_t c = 0; c < chunks; ++c) {
-    invbench::ProductWeightSumsAnyWidth(x.data(), dz.data(), depth, width,
-                                        c * invbench::kProductChunk,
-                                        std::min(rows, (c + 1) * invbench::kProductChunk),
-                                        partial.data() + c * size);
-  }
-  invbench::SumChunks(partial, chunks, size, sums.data());
-  std::vector<double> z_ref(rows * width), dx_ref(rows * depth, 0.0), sums_ref(size, 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t n = 0; n < width; ++n) {
-      double sum = bias[n];
-      for (int64_t k = 0; k < depth; ++k) sum += double(x[r * depth + k]) * w[k * width + n];
-      z_ref[r * width + n] = sum;
-      const double g = dz[r * width + n];
-      sums_ref[depth * width + n] += g;
-      for (int64_t k = 0; k < depth; ++k) {
-        dx_ref[r * depth + k] += g * w[k * width + n];
-        sums_ref[k * width + n] += double(x[r * depth + k]) * g;
-      }
-    }
-  }
-  // float sums of up to 64 terms of size 1, and of a chunk's 512 rows
-  const double worst = std::max({MaxDifference(z, z_ref) / 1e-4, MaxDifference(dx, dx_ref) / 1e-4,
-                                 MaxDifference(sums, sums_ref) / 2e-3});
-  if (!(worst <= 1.0)) {
-    std::printf("product %lldx%lld -> %lld: error %g of its bound\n",
-                static_cast<long long>(rows), static_cast<long long>(depth),
-                static_cast<long long>(width), worst);
-  }
-  return worst <= 1.0;
-}
-
 }  // namespace
 
 int main() {
@@ -518,12 +463,6 @@ int main() {
   bad += !CheckCropFlipScale(6, 5, 1, 4);
   bad += !CheckCropFlipScale(7, 9, 4, 2);
   bad += !CheckCropFlipScale(3, 3, 3, 0);
-  for (int64_t width : {1, 3, 4, 8, 16, 17, 32, 64}) {
-    for (int64_t depth : {1, 5, 16, 24, 32, 64}) {
-      bad += !CheckProduct(1100, depth, width);  // 3 chunks, the last partial
-      bad += !CheckProduct(7, depth, width);     // less than a block
-    }
-  }
   std::printf("bad cases: %d\n", bad);
   return bad != 0;
 }

@@ -1,5 +1,5 @@
-"""The C++ CPU kernels (involution, local attention, narrow batch norm and products,
-augmentation, strided subsampling), compiled on first use and cached.
+"""The C++ CPU kernels (involution, local attention, narrow batch norm, augmentation,
+strided subsampling), compiled on first use and cached.
 
 `native_ops()` returns the loaded op library, building it when needed with
 the machine's C++ compiler ($CXX, else g++, c++ or clang++) against the
@@ -240,11 +240,6 @@ def _register_gradient(library) -> None:
         return library.invbench_narrow_batch_norm_grad(
             grad, x, gamma, mean, variance, epsilon=op.get_attr("epsilon")
         )
-
-    @tf.RegisterGradient("InvbenchNarrowProduct")
-    def _narrow_product_gradient(op, grad):
-        x, w, _ = op.inputs
-        return library.invbench_narrow_product_grad(grad, x, w)
 
     @tf.RegisterGradient("InvbenchSubsample")
     def _subsample_gradient(op, grad):

@@ -13,7 +13,6 @@
 #include "augment_kernels.h"
 #include "batch_norm_kernels.h"
 #include "involution_kernels.h"
-#include "product_kernels.h"
 #include "span_involution_kernels.h"
 #include "subsample_kernels.h"
 #include "tensorflow/core/framework/op.h"
@@ -952,127 +951,6 @@ REGISTER_WITH_GRADIENT("InvbenchSubsample", SubsampleOp, float);
 REGISTER_WITH_GRADIENT("InvbenchSubsample", SubsampleOp, double);
 REGISTER_WITH_GRADIENT("InvbenchSubsample", SubsampleOp, tensorflow::bfloat16);
 REGISTER_WITH_GRADIENT("InvbenchSubsample", SubsampleOp, Eigen::half);
-
-// Work below this cost (ParallelFor's units: about two per multiply-add) runs
-// on the calling thread. Handing work to the pool cost about 100 microseconds
-// a call on a 2-core EPYC, twice what a 2-million multiply-add product takes
-// on one thread (docs/benchmarks.md).
-constexpr int64_t kSerialCost = int64_t(1) << 23;
-
-template <typename Body>
-void ForRows(OpKernelContext* context, int64_t rows, int64_t cost_per_row, Body&& body) {
-  if (rows * cost_per_row < kSerialCost) return body(0, rows);
-  auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
-  workers->ParallelFor(rows, cost_per_row, body);
-}
-
-// Narrow products (product_kernels.h): the forward pass (kGrad false; inputs
-// x (M, K), w (K, N), bias (N); output x w + bias) or its gradient (true;
-// inputs grad (M, N), x, w; outputs the gradients of x, w and bias), for K
-// and N up to kProductMaxWidth.
-template <typename T, bool kGrad>
-class NarrowProductOp : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-
-  void Compute(OpKernelContext* context) override {
-    const Tensor& x = context->input(kGrad ? 1 : 0);
-    const Tensor& w = context->input(kGrad ? 2 : 1);
-    const Tensor& third = context->input(kGrad ? 0 : 2);  // grad, or bias
-    OP_REQUIRES(context, x.dims() == 2 && w.dims() == 2,
-                InvalidArgument("x and w must be matrices, got ", x.shape().DebugString(), " and ",
-                                w.shape().DebugString()));
-    const int64_t rows = x.dim_size(0), depth = x.dim_size(1), width = w.dim_size(1);
-    OP_REQUIRES(context, w.dim_size(0) == depth,
-                InvalidArgument("w must have ", depth, " rows, got ", w.dim_size(0)));
-    OP_REQUIRES(context,
-                depth <= invbench::kProductMaxWidth && width <= invbench::kProductMaxWidth,
-                InvalidArgument("narrow products take at most ", invbench::kProductMaxWidth,
-                                " columns, got ", w.shape().DebugString()));
-    const TensorShape expected = kGrad ? TensorShape({rows, width}) : TensorShape({width});
-    OP_REQUIRES(context, third.shape() == expected,
-                InvalidArgument(kGrad ? "gradient" : "bias", " must be ", expected.DebugString(),
-                                ", got ", third.shape().DebugString()));
-    const T* source = x.flat<T>().data();
-    const T* weights = w.flat<T>().data();
-    const T* operand = third.flat<T>().data();
-    if constexpr (!kGrad) {
-      Tensor* out = nullptr;
-      OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({rows, width}), &out));
-      T* target = out->flat<T>().data();
-      ForRows(context, rows, 2 * depth * width, [&](int64_t begin, int64_t end) {
-        invbench::ProductRowsAnyWidth(source, depth, weights, operand, width, target, begin, end);
-      });
-    } else {
-      Gradients(context, operand, source, weights, rows, depth, width);
-    }
-  }
-
- private:
-  // dx = dz w^T by rows; dw and dbias summed by chunks of rows, then in order.
-  static void Gradients(OpKernelContext* context, const T* dz, const T* x, const T* w,
-                        int64_t rows, int64_t depth, int64_t width) {
-    Tensor *dx = nullptr, *dw = nullptr, *dbias = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, TensorShape({rows, depth}), &dx));
-    OP_REQUIRES_OK(context, context->allocate_output(1, TensorShape({depth, width}), &dw));
-    OP_REQUIRES_OK(context, context->allocate_output(2, TensorShape({width}), &dbias));
-    const std::vector<T> transposed = invbench::Transposed(w, depth, width);
-    T* input_grad = dx->flat<T>().data();
-    ForRows(context, rows, 2 * depth * width, [&](int64_t begin, int64_t end) {
-      invbench::ProductRowsAnyWidth(dz, width, transposed.data(), static_cast<const T*>(nullptr),
-                                    depth, input_grad, begin, end);
-    });
-    constexpr int64_t kChunk = invbench::kProductChunk;
-    const int64_t chunks = (rows + kChunk - 1) / kChunk;
-    const int64_t size = (depth + 1) * width;  // a chunk's dw, then its dbias
-    std::vector<T> partial(std::max<int64_t>(chunks, 1) * size, T(0));
-    ForRows(context, chunks, 2 * kChunk * size, [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) {
-        invbench::ProductWeightSumsAnyWidth(x, dz, depth, width, c * kChunk,
-                                            std::min(rows, (c + 1) * kChunk),
-                                            partial.data() + c * size);
-      }
-    });
-    std::vector<T> sums(size);
-    invbench::SumChunks(partial, chunks, size, sums.data());
-    std::copy(sums.begin(), sums.begin() + depth * width, dw->flat<T>().data());
-    std::copy(sums.begin() + depth * width, sums.end(), dbias->flat<T>().data());
-  }
-};
-
-REGISTER_OP("InvbenchNarrowProduct")
-    .Input("x: T")
-    .Input("w: T")
-    .Input("bias: T")
-    .Output("z: T")
-    .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* context) {
-      tensorflow::shape_inference::ShapeHandle x, w;
-      TF_RETURN_IF_ERROR(context->WithRank(context->input(0), 2, &x));
-      TF_RETURN_IF_ERROR(context->WithRank(context->input(1), 2, &w));
-      context->set_output(0, context->Matrix(context->Dim(x, 0), context->Dim(w, 1)));
-      return tensorflow::OkStatus();
-    });
-
-REGISTER_OP("InvbenchNarrowProductGrad")
-    .Input("grad: T")
-    .Input("x: T")
-    .Input("w: T")
-    .Output("x_grad: T")
-    .Output("w_grad: T")
-    .Output("bias_grad: T")
-    .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* context) {
-      tensorflow::shape_inference::ShapeHandle w;
-      TF_RETURN_IF_ERROR(context->WithRank(context->input(2), 2, &w));
-      context->set_output(0, context->input(1));
-      context->set_output(1, context->input(2));
-      context->set_output(2, context->Vector(context->Dim(w, 1)));
-      return tensorflow::OkStatus();
-    });
-
-REGISTER_WITH_GRADIENT("InvbenchNarrowProduct", NarrowProductOp, float);
-REGISTER_WITH_GRADIENT("InvbenchNarrowProduct", NarrowProductOp, double);
 
 // Training augmentation (augment_kernels.h): images (B, H, W, C) uint8,
 // offsets (B, 2) int32 into the image padded by `padding` (rows, columns),
