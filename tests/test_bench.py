@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -145,10 +146,21 @@ def test_models_of_several_configs_are_timed_in_turns(monkeypatch):
         ("second", True),
     ]
     assert [timing.speedup for timing in timings][::2] == [1.0, 1.0]  # each against its own
-    assert len(calls) == 4 * (1 + 3)  # a warm-up round, then three timed ones
-    rounds = [calls[index : index + 4] for index in range(0, len(calls), 4)]
-    assert len(set(rounds[0])) == 4  # every model once a round...
-    assert all(row == rounds[0] for row in rounds)  # ...in the same order
+    assert len(calls) == 4 * (1 + 3)  # a warm-up turn, then three timed ones
+    turns = [calls[index : index + 4] for index in range(0, len(calls), 4)]
+    assert len(set(turns[0])) == 4  # every model once a turn...
+    assert all(row == turns[0] for row in turns)  # ...in the same order
+
+
+def test_rounds_keep_each_rounds_median_and_warm_up_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(keras.Model, "train_on_batch", lambda self, x, y: calls.append(id(self)))
+    monkeypatch.setattr(keras.Model, "predict_on_batch", lambda self, x: None)
+    timings = model_bench.bench_models([config_from_dict(tiny_config())], 2, 1, rounds=3)
+    assert len(calls) == 2 * (1 + 3 * 2)  # one warm-up turn, then three rounds of two
+    for timing in timings:
+        assert len(timing.round_step_milliseconds) == 3
+        assert timing.step_milliseconds == sorted(timing.round_step_milliseconds)[1]
 
 
 def test_a_forced_xla_bench_model_runs_nothing_native_inside_xla():
@@ -202,6 +214,17 @@ def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
     assert "article formulation" in result.stdout and "invbench" in result.stdout
     assert "MACs/image" in result.stdout and "train GMAC/s" in result.stdout
     assert "conv against tiny: " in result.stdout and "x the multiply-adds" in result.stdout
+    assert "(rounds: " not in result.stdout
+    in_rounds = runner.invoke(app, [*arguments, "--rounds", "2"])
+    assert in_rounds.exit_code == 0, in_rounds.output
+    assert re.search(
+        r"conv against tiny: [\d.]+x the step time .* \(rounds: [\d.]+, [\d.]+\)",
+        " ".join(in_rounds.stdout.split()),
+    )
+    as_json = runner.invoke(app, [*arguments, "--rounds", "2", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert all(len(row["round_step_milliseconds"]) == 2 for row in rows)
 
 
 def test_pair_ratios_put_step_time_beside_multiply_adds():
@@ -214,8 +237,27 @@ def test_pair_ratios_put_step_time_beside_multiply_adds():
         timing("rednet", "article formulation", 400, 2_400_000),
         timing("rednet", "invbench", 120, 2_400_000),
     ]
-    assert model_bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6)]
+    assert model_bench.pair_ratios(timings) == [("rednet", "resnet", 1.2, 0.6, (1.2,))]
     assert model_bench.pair_ratios(timings[:2]) == []
+
+
+def test_pair_ratios_pair_the_rounds_and_give_their_median():
+    def timing(config, variant, rounds, macs):
+        median = sorted(rounds)[1]
+        return model_bench.ModelTiming(config, variant, False, median, 1, 1, 1, macs, 1, rounds)
+
+    timings = [
+        timing("resnet", "invbench", (20.0, 40.0, 30.0), 4_000_000),
+        # The machine slowed in round 2: each round's ratio is 1.1, the medians' 1.1 too.
+        timing("rednet", "invbench", (22.0, 44.0, 33.0), 2_400_000),
+        timing("attention", "invbench", (50.0, 60.0, 45.0), 4_000_000),
+    ]
+    rednet, attention = model_bench.pair_ratios(timings)
+    assert rednet.round_ratios == pytest.approx((1.1, 1.1, 1.1))
+    assert rednet.time_ratio == pytest.approx(1.1)
+    # Unpaired medians would give 50 / 30 = 1.67; the rounds' ratios are 2.5, 1.5, 1.5.
+    assert attention.round_ratios == pytest.approx((2.5, 1.5, 1.5))
+    assert attention.time_ratio == pytest.approx(1.5)
 
 
 def test_op_table_in_bfloat16_moves_half_the_bytes():

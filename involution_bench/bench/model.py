@@ -7,8 +7,10 @@ a model without one is timed against itself with Keras' defaults.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -45,6 +47,8 @@ class ModelTiming:
     # Training multiply-adds per second: forward plus the two backward passes
     # (input and weight gradients), about 3x the forward count, per image.
     train_gmacs_per_second: float
+    # Each round's median step; step_milliseconds is their median.
+    round_step_milliseconds: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,10 +115,11 @@ class _Prepared:
 
 
 def bench_models(
-    configs: Sequence[ExperimentConfig], steps: int = 10, warmup: int = 3
+    configs: Sequence[ExperimentConfig], steps: int = 10, warmup: int = 3, rounds: int = 1
 ) -> list[ModelTiming]:
     """`bench_model` of several configs, every model of every config timed in turns
-    (one step of each per round), so that ratios between configs hold too."""
+    (one step of each per turn), so that ratios between configs hold too; `rounds`
+    times `steps` turns, each round's medians kept, so a ratio's spread shows."""
     prepared = []
     for config in configs:
         batch = config.train.batch_size
@@ -127,11 +132,13 @@ def bench_models(
             macs = total_macs(layer_costs(model))
             compile_variant(model, config, jit, keras_own=index == 0)
             prepared.append(_Prepared(config, variant, model, images, labels, macs))
-    step_seconds = interleaved_medians(
-        {n: lambda p=p: p.model.train_on_batch(p.images, p.labels) for n, p in enumerate(prepared)},
-        steps,
-        warmup,
-    )
+    steps_of = {
+        n: lambda p=p: p.model.train_on_batch(p.images, p.labels) for n, p in enumerate(prepared)
+    }
+    round_seconds = [
+        interleaved_medians(steps_of, steps, warmup if index == 0 else 0) for index in range(rounds)
+    ]
+    step_seconds = {n: statistics.median(one[n] for one in round_seconds) for n in steps_of}
     infer_seconds = interleaved_medians(
         {n: lambda p=p: p.model.predict_on_batch(p.images) for n, p in enumerate(prepared)},
         steps,
@@ -153,24 +160,36 @@ def bench_models(
                 speedup=baselines[id(item.config)] / step,
                 macs_per_image=item.macs,
                 train_gmacs_per_second=TRAINING_MAC_FACTOR * item.macs * batch / step / 1e9,
+                round_step_milliseconds=tuple(one[n] * 1e3 for one in round_seconds),
             )
         )
     return results
 
 
-def pair_ratios(timings: Sequence[ModelTiming]) -> list[tuple[str, str, float, float]]:
-    """(config, first config, step-time ratio, MAC ratio) of each config's invbench
-    variant against the first config's: does time follow the multiply-adds?"""
+class PairRatio(NamedTuple):
+    config: str
+    first: str  # the first config, which every other is set against
+    time_ratio: float  # step time, the median of the rounds' ratios
+    macs_ratio: float
+    round_ratios: tuple[float, ...]  # each round's ratio of median steps
+
+
+def pair_ratios(timings: Sequence[ModelTiming]) -> list[PairRatio]:
+    """Each config's invbench variant against the first config's: does time follow
+    the multiply-adds? Rounds are paired: both steps of a round met the same machine."""
     ours = [timing for timing in timings if timing.variant == "invbench"]
     if len(ours) < 2:
         return []
     first = ours[0]
-    return [
-        (
-            timing.config,
-            first.config,
-            timing.step_milliseconds / first.step_milliseconds,
-            timing.macs_per_image / first.macs_per_image,
-        )
-        for timing in ours[1:]
-    ]
+    pairs = []
+    for timing in ours[1:]:
+        rounds = tuple(
+            mine / theirs
+            for mine, theirs in zip(
+                timing.round_step_milliseconds, first.round_step_milliseconds, strict=True
+            )
+        ) or (timing.step_milliseconds / first.step_milliseconds,)
+        macs = timing.macs_per_image / first.macs_per_image
+        median = statistics.median(rounds)
+        pairs.append(PairRatio(timing.config, first.config, median, macs, rounds))
+    return pairs

@@ -98,13 +98,21 @@ def bench_model(
     config: ConfigFiles,
     overrides: Overrides = None,
     repeats: Repeats = 10,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds",
+            min=1,
+            help="Rounds of --repeats steps; ratios are given for each (a noisy machine's spread).",
+        ),
+    ] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
     configs = load_configs_then_tensorflow(config, overrides)
     from involution_bench.bench import model as bench
 
-    timings = bench.bench_models(configs, repeats)  # every model in turns
+    timings = bench.bench_models(configs, repeats, rounds=rounds)  # every model in turns
     if as_json:
         echo_json(timings)
         return
@@ -139,10 +147,12 @@ def bench_model(
     console.print(table)
     for config_name, variant in baselines.items():
         console.print(f"{config_name}'s baseline: {variant}")
-    for config_name, first, time_ratio, macs_ratio in bench.pair_ratios(timings):
+    for pair in bench.pair_ratios(timings):
+        each = ", ".join(f"{ratio:.2f}" for ratio in pair.round_ratios)
         console.print(
-            f"{config_name} against {first}: {time_ratio:.2f}x the step time "
-            f"for {macs_ratio:.2f}x the multiply-adds"
+            f"{pair.config} against {pair.first}: {pair.time_ratio:.2f}x the step time "
+            f"for {pair.macs_ratio:.2f}x the multiply-adds"
+            + (f" (rounds: {each})" if len(pair.round_ratios) > 1 else "")
         )
 
 
