@@ -212,7 +212,7 @@ def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert "article formulation" in result.stdout and "invbench" in result.stdout
-    assert "MACs/image" in result.stdout and "train GMAC/s" in result.stdout
+    assert "MACs/" in result.stdout and "GMAC/s" in result.stdout
     assert "conv against tiny: " in result.stdout and "x the multiply-adds" in result.stdout
     assert "(rounds: " not in result.stdout
     in_rounds = runner.invoke(app, [*arguments, "--rounds", "2"])
@@ -225,6 +225,32 @@ def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
     assert all(len(row["round_step_milliseconds"]) == 2 for row in rows)
+
+
+def test_the_model_table_fits_100_columns_without_cutting_a_name_or_a_number(
+    monkeypatch, write_config
+):
+    def timings(configs, steps, warmup=3, rounds=1):
+        rows = []
+        for name, macs in [("resnet", 4_154_624), ("equal-attention", 4_068_608)]:
+            for variant, step in [
+                ("keras conv2d, keras batch norm, keras sgd", 136.3),
+                ("invbench", 24.6),
+            ]:
+                images = 128 / step * 1e3
+                row = (name, variant, False, step, images, 15_668.0, 1.48, macs, 64.9, (step,))
+                rows.append(model_bench.ModelTiming(*row))
+        return rows
+
+    monkeypatch.setattr(model_bench, "bench_models", timings)
+    arguments = ["bench", "model", "-c", str(write_config(tiny_config()))]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line and line[0] in "┏┃│└"]
+    assert len(lines) == 8 and all(len(line) <= 100 for line in lines)  # two header lines
+    table = "\n".join(lines)
+    assert "…" not in table
+    assert "equal-attention" in table and "4,068,608" in table and "136.3" in table
 
 
 def test_pair_ratios_put_step_time_beside_multiply_adds():

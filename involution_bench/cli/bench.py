@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from involution_bench.cli.app import (
     ConfigFiles,
@@ -116,16 +116,25 @@ def bench_model(
     if as_json:
         echo_json(timings)
         return
+    names = [timing.config for timing in timings]
     table = Table(
-        "config",
-        "variant",
-        "XLA",
-        "step ms",
-        "speedup",
-        "train img/s",
-        "infer img/s",
-        "MACs/image",
-        "train GMAC/s",
+        # A row's name is never cut short: the number columns wrap their headers instead.
+        Column("config", no_wrap=True, min_width=max(map(len, names), default=6)),
+        # Every cell whole, so the table narrows by its two-line headers alone:
+        # it fits 100 columns with a 15-character config name.
+        *(
+            Column(header, no_wrap=True)
+            for header in (
+                "variant",
+                "XLA",
+                "step\nms",
+                "speedup",
+                "train\nimg/s",
+                "infer\nimg/s",
+                "MACs/\nimage",
+                "train\nGMAC/s",
+            )
+        ),
         caption=machine_caption(),
     )
     baselines = {}  # spelled out under the table: they are too long for a column
