@@ -322,10 +322,17 @@ def test_layer_table_runs_in_mixed_precision():
 
 
 def test_cli_bench_layers_says_where_the_step_goes(write_config):
-    path = write_config(yaml.safe_load(yaml.safe_dump(tiny_config())))
-    result = runner.invoke(app, ["bench", "layers", "-c", str(path), "--repeats", "1"])
+    raw = tiny_config()
+    raw["model"]["layers"][-2] = "global_avg_pool"  # Keras' longest default layer name
+    path = write_config(raw)
+    other = write_config({**raw, "name": "other"}, name="other.yaml")  # its names get "_1"
+    arguments = ["bench", "layers", "-c", str(path), "-c", str(other), "--repeats", "1"]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
-    assert "ms (fwd+bwd)" in result.stdout and "Involution" in result.stdout
+    assert "(fwd+bwd)" in result.stdout and "Involution" in result.stdout
+    table = [line for line in result.stdout.splitlines() if line and line[0] in "┏┃│└"]
+    assert all(len(line) <= 100 for line in table) and "…" not in "\n".join(table)
+    assert "global_average_pooling2d_1" in result.stdout
     assert "tiny: " in result.stdout and "ms over its layers: " in result.stdout
     rows = json.loads(
         runner.invoke(app, ["bench", "layers", "-c", str(path), "--repeats", "1", "--json"]).stdout

@@ -185,12 +185,11 @@ def bench_layers(
     for experiment in configs:
         rows = [timing for timing in timings if timing.config == experiment.name]
         table = Table(
-            "layer",
-            "kind",
-            "input",
-            "MACs/image",
-            "ms (fwd+bwd)",
-            "share",
+            # Cells whole (Keras' longest names, global_average_pooling2d, were cut).
+            *(
+                Column(header, no_wrap=True)
+                for header in ("layer", "kind", "input", "MACs/\nimage", "ms\n(fwd+bwd)", "share")
+            ),
             title=f"{experiment.name} ({experiment.train.precision}, batch "
             f"{experiment.train.batch_size})",
             caption=machine_caption(),
