@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -103,6 +104,20 @@ def test_bench_peer_times_invbench_and_both_pytorch_layouts(write_config):
     for framework in ("invbench", "pytorch channels_last", "pytorch nchw"):
         assert framework in result.stdout
     assert "TensorFlow" in result.stdout and "PyTorch" in result.stdout
+    assert "by round" not in result.stdout
+    arguments = ["bench", "peer", "-c", str(path), "--repeats", "1", "--rounds", "2", "--json"]
+    rows = json.loads(runner.invoke(app, arguments).stdout)
+    assert [row["framework"] for row in rows] == [
+        "invbench",
+        *(f"pytorch {layout}" for layout in ("channels_last", "nchw")),
+    ]
+    for row in rows:
+        rounds = row["round_against_invbench"]
+        assert len(rounds) == 2 and row["against_invbench"] == pytest.approx(sum(rounds) / 2)
+    assert rows[0]["round_against_invbench"] == [1.0, 1.0]
+    table = runner.invoke(app, arguments[:-1], env={"COLUMNS": "100"})
+    assert table.exit_code == 0, table.output
+    assert "by round" in table.stdout and "pytorch channels_last" in table.stdout
 
 
 def test_a_network_without_a_peer_is_one_line_naming_the_file(write_config):

@@ -13,6 +13,7 @@ optimizer and label smoothing. PyTorch is not a dependency of invbench
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -35,7 +36,8 @@ class PeerTiming:
     framework: str  # "invbench", "pytorch channels_last", "pytorch nchw"
     version: str
     step_milliseconds: float  # median training step at the config's batch size
-    against_invbench: float  # this step time over invbench's
+    against_invbench: float  # this step time over invbench's (the rounds' median)
+    round_against_invbench: tuple[float, ...] = ()  # each round's ratio of medians
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,8 +64,11 @@ def peer_model(config: ExperimentConfig):
         raise PeerProblem(config.source, f"{exc} has no PyTorch peer") from None
 
 
-def bench_peer(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> list[PeerTiming]:
-    """Median step times of invbench and of PyTorch (two layouts), alternating."""
+def bench_peer(
+    config: ExperimentConfig, steps: int = 10, warmup: int = 3, rounds: int = 1
+) -> list[PeerTiming]:
+    """Median step times of invbench and of PyTorch (two layouts), alternating, in
+    `rounds` rounds of `steps` turns; each ratio is the median of the rounds' ratios."""
     modules = peer_modules()
     peer_model(config)  # a config without a peer fails before anything is timed
     import torch
@@ -97,6 +102,30 @@ def bench_peer(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> li
             optimizer.step()
 
         steps_by_name[f"pytorch {layout}"] = step
+    round_medians = [
+        _alternating_medians(steps_by_name, steps, warmup if index == 0 else 0)
+        for index in range(rounds)
+    ]
+    versions = {"invbench": _tensorflow_version()}
+    timings = []
+    for name in steps_by_name:
+        ratios = tuple(one[name] / one["invbench"] for one in round_medians)
+        timings.append(
+            PeerTiming(
+                config=config.name,
+                framework=name,
+                version=versions.get(name, f"PyTorch {torch.__version__}"),
+                step_milliseconds=statistics.median(one[name] for one in round_medians),
+                against_invbench=statistics.median(ratios),
+                round_against_invbench=ratios,
+            )
+        )
+    return timings
+
+
+def _alternating_medians(steps_by_name, steps: int, warmup: int) -> dict[str, float]:
+    """Each framework's median step in ms, one step of each per turn, each after a
+    short pause (SETTLE_SECONDS)."""
     seconds: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for repeat in range(warmup + steps):
         for name, step in steps_by_name.items():
@@ -105,17 +134,7 @@ def bench_peer(config: ExperimentConfig, steps: int = 10, warmup: int = 3) -> li
             step()
             if repeat >= warmup:
                 seconds[name].append(time.perf_counter() - start)
-    medians = {name: float(np.median(values)) * 1e3 for name, values in seconds.items()}
-    return [
-        PeerTiming(
-            config=config.name,
-            framework=name,
-            version=_tensorflow_version() if name == "invbench" else f"PyTorch {torch.__version__}",
-            step_milliseconds=milliseconds,
-            against_invbench=milliseconds / medians["invbench"],
-        )
-        for name, milliseconds in medians.items()
-    ]
+    return {name: float(np.median(values)) * 1e3 for name, values in seconds.items()}
 
 
 def _tensorflow_version() -> str:

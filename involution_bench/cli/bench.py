@@ -31,6 +31,14 @@ bench_app = InvbenchTyper(
 app.add_typer(bench_app, name="bench")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats (median).")]
+Rounds = Annotated[
+    int,
+    typer.Option(
+        "--rounds",
+        min=1,
+        help="Rounds of --repeats steps; ratios are given for each (a noisy machine's spread).",
+    ),
+]
 
 
 class OpDtype(str, Enum):
@@ -98,14 +106,7 @@ def bench_model(
     config: ConfigFiles,
     overrides: Overrides = None,
     repeats: Repeats = 10,
-    rounds: Annotated[
-        int,
-        typer.Option(
-            "--rounds",
-            min=1,
-            help="Rounds of --repeats steps; ratios are given for each (a noisy machine's spread).",
-        ),
-    ] = 1,
+    rounds: Rounds = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
