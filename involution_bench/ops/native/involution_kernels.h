@@ -207,17 +207,7 @@ inline void SumVectors(T* out, Terms&& terms) {
 // "known only at run time" (a slower, general loop).
 template <typename Body>
 void WithGroupChannels(int64_t group_channels, Body body) {
-  switch (group_channels) {
-    case 1: return body(std::integral_constant<int64_t, 1>());
-    case 2: return body(std::integral_constant<int64_t, 2>());
-    case 3: return body(std::integral_constant<int64_t, 3>());
-    case 4: return body(std::integral_constant<int64_t, 4>());
-    case 8: return body(std::integral_constant<int64_t, 8>());
-    case 16: return body(std::integral_constant<int64_t, 16>());
-    case 32: return body(std::integral_constant<int64_t, 32>());
-    case 64: return body(std::integral_constant<int64_t, 64>());
-    default: return body(std::integral_constant<int64_t, 0>());
-  }
+  WithConstant<1, 2, 3, 4, 8, 16, 32, 64>(group_channels, body);
 }
 
 // The taps of one axis that land inside the image, for output index `index`:
@@ -802,12 +792,7 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
 // compile-time constant for the common sizes (0: general, slower).
 template <typename Body>
 void WithKernelSize(int64_t kernel_size, Body body) {
-  switch (kernel_size) {
-    case 3: return body(std::integral_constant<int64_t, 3>());
-    case 5: return body(std::integral_constant<int64_t, 5>());
-    case 7: return body(std::integral_constant<int64_t, 7>());
-    default: return body(std::integral_constant<int64_t, 0>());
-  }
+  WithConstant<3, 5, 7>(kernel_size, body);
 }
 
 }  // namespace invbench
