@@ -106,7 +106,6 @@ def bench_peer(
         _alternating_medians(steps_by_name, steps, warmup if index == 0 else 0)
         for index in range(rounds)
     ]
-    versions = {"invbench": _tensorflow_version()}
     timings = []
     for name in steps_by_name:
         ratios = tuple(one[name] / one["invbench"] for one in round_medians)
@@ -114,7 +113,9 @@ def bench_peer(
             PeerTiming(
                 config=config.name,
                 framework=name,
-                version=versions.get(name, f"PyTorch {torch.__version__}"),
+                version=_tensorflow_version()
+                if name == "invbench"
+                else f"PyTorch {torch.__version__}",
                 step_milliseconds=statistics.median(one[name] for one in round_medians),
                 against_invbench=statistics.median(ratios),
                 round_against_invbench=ratios,
