@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +21,7 @@ from involution_bench.cli.app import (
 )
 from involution_bench.config import load_config
 from involution_bench.errors import InvbenchError
+from involution_bench.system.interrupts import signals_as_interrupts
 
 
 @app.command()
@@ -76,7 +75,7 @@ def train(
             for base in configs
         ]
     console = make_console()
-    with terminate_as_interrupt():
+    with signals_as_interrupts():
         for prepare in jobs:
             fit_and_report(prepare(), console, quiet)
 
@@ -121,24 +120,6 @@ def fit_and_report(run, console: Console, quiet: bool) -> None:
         f"{summary.seconds_per_epoch:.1f} s/epoch"
     )
     console.print(f"run folder: {run.run_dir}")
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM (a killed job, a closed session) stops a run as cleanly as Ctrl-C."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -211,7 +192,7 @@ def sweep(
     from involution_bench.train.loop import prepare_resume, prepare_run
 
     console, failures = make_console(), counts["failed"]
-    with terminate_as_interrupt():
+    with signals_as_interrupts():
         for member, action, run_dir in states:
             if action in ("skip", "failed"):
                 continue

@@ -24,6 +24,7 @@ from involution_bench.robustness.suite import SuiteOptions, robustness_report
 from involution_bench.runs import BEST_MODEL_FILE, MODEL_FILE, Run, RunFolder
 from involution_bench.runs.dataset import run_data
 from involution_bench.runs.files import RELIABILITY_PLOT, ROBUSTNESS_FILE, ROBUSTNESS_PLOT
+from involution_bench.system.interrupts import batch_end_callback, interrupts_between_batches
 from involution_bench.system.machine import cpu_description
 from involution_bench.system.provenance import now_iso
 
@@ -31,10 +32,19 @@ CHECKPOINTS = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
 
 
 def model_predict(model) -> Any:
-    """Logits for float32 images, in batches, without Keras' progress bar."""
-    return lambda images: model.predict(
-        images, batch_size=evaluation_batch_size(images.shape[1:]), verbose=0
-    )
+    """Logits for float32 images, in batches, without Keras' progress bar; a signal
+    stops it between batches."""
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        with interrupts_between_batches():
+            return model.predict(
+                images,
+                batch_size=evaluation_batch_size(images.shape[1:]),
+                verbose=0,
+                callbacks=[batch_end_callback()],
+            )
+
+    return predict
 
 
 def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:

@@ -54,6 +54,7 @@ from involution_bench.runs import (
     ensure_root,
     load_run,
 )
+from involution_bench.system.interrupts import batch_end_callback, interrupts_between_batches
 from involution_bench.system.provenance import environment_info, now_iso, process_info
 from involution_bench.train.callbacks import EpochRecorder, log_hparams, tensorboard_callback
 from involution_bench.train.distribute import (
@@ -100,16 +101,21 @@ class PreparedRun:
             callbacks = [*callbacks, tensorboard_callback(self.writer.folder)]
         try:
             if self.first_epoch < self.config.train.epochs:  # else it stopped while finishing
-                self.model.fit(
-                    self.pipelines.train,
-                    epochs=self.config.train.epochs,
-                    initial_epoch=self.first_epoch,
-                    steps_per_epoch=self.pipelines.steps_per_epoch,
-                    validation_data=self.pipelines.validation,
-                    callbacks=[EpochRecorder(self.writer, self.config.train), *callbacks],
-                    shuffle=False,  # the pipeline orders every epoch itself
-                    verbose=0,
-                )
+                with interrupts_between_batches():
+                    self.model.fit(
+                        self.pipelines.train,
+                        epochs=self.config.train.epochs,
+                        initial_epoch=self.first_epoch,
+                        steps_per_epoch=self.pipelines.steps_per_epoch,
+                        validation_data=self.pipelines.validation,
+                        callbacks=[
+                            EpochRecorder(self.writer, self.config.train),
+                            *callbacks,
+                            batch_end_callback(),  # last: a signal waits for the batch's end
+                        ],
+                        shuffle=False,  # the pipeline orders every epoch itself
+                        verbose=0,
+                    )
         except KeyboardInterrupt:
             self._finish(RunStatus.interrupted)
             raise

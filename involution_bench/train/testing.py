@@ -19,6 +19,7 @@ from involution_bench.data import ImageData
 from involution_bench.data.pipelines import evaluation_batch_size, evaluation_batches
 from involution_bench.models import load_saved_model
 from involution_bench.runs import BEST_MODEL_FILE, MODEL_FILE
+from involution_bench.system.interrupts import batch_end_callback, interrupts_between_batches
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ def test_scores(model: keras.Model, data: ImageData) -> TestScores:
     images = evaluation_batches(
         data.x_test, data.y_test, evaluation_batch_size(data.x_test.shape[1:])
     ).map(lambda x, y: x)
-    return logit_scores(model.predict(images, verbose=0), data.y_test)
+    with interrupts_between_batches():
+        logits = model.predict(images, verbose=0, callbacks=[batch_end_callback()])
+    return logit_scores(logits, data.y_test)
 
 
 def final_test(run_dir: Path, last: keras.Model, data: ImageData) -> dict[str, object]:
