@@ -15,6 +15,9 @@ SHAPES = [(8, 5, 7, 6), (4, 1, 1, 3), (3, 9, 2, 4), (16, 6)]  # odd sizes, 1x1, 
 # Channel counts dividing 16 train on the native kernel: every such count, a
 # flat input, and rows that do not fill a vector.
 NARROW_SHAPES = [(8, 5, 7, 1), (3, 3, 5, 2), (2, 7, 3, 8), (5, 16), (9, 2, 3, 16)]
+# Chunks of the kernel's passes: enough to split across threads, a partial last one, and
+# (4 channels) a remainder after the whole vectors.
+NARROW_SHAPES += [(64, 17, 15, 16), (33, 17, 17, 4)]
 
 
 def twins(shape, **arguments):

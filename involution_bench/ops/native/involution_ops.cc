@@ -371,6 +371,14 @@ class NarrowNormBase : public OpKernel {
     return channels;
   }
 
+  // The kernels' chunks on TensorFlow's intra-op pool.
+  static auto PoolChunks(OpKernelContext* context) {
+    auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+    return [workers](int64_t chunks, int64_t cost, auto&& body) {
+      workers->ParallelFor(chunks, cost, body);
+    };
+  }
+
   float epsilon_ = 0;
 };
 
@@ -392,7 +400,7 @@ class NarrowNormOp : public NarrowNormBase {
                                   context->input(1).flat<float>().data(),
                                   context->input(2).flat<float>().data(), epsilon_,
                                   y->flat<float>().data(), mean->flat<float>().data(),
-                                  variance->flat<float>().data());
+                                  variance->flat<float>().data(), PoolChunks(context));
   }
 };
 
@@ -419,7 +427,7 @@ class NarrowNormGradOp : public NarrowNormBase {
                                context->input(3).flat<float>().data(),
                                context->input(4).flat<float>().data(), epsilon_,
                                dx->flat<float>().data(), dgamma->flat<float>().data(),
-                               dbeta->flat<float>().data());
+                               dbeta->flat<float>().data(), PoolChunks(context));
   }
 };
 
