@@ -7,15 +7,21 @@ import signal
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_config
 
+from involution_bench.config import config_from_dict
+from involution_bench.data import DATA_DIR_ENV
 from involution_bench.data.pipelines import evaluation_batch_size
 from involution_bench.robustness.run import model_predict
+from involution_bench.runs import load_run
 from involution_bench.system.interrupts import (
     batch_end_callback,
+    interrupt_was_forced,
     interrupts_between_batches,
     raise_as_interrupt,
     signals_as_interrupts,
 )
+from involution_bench.train.loop import prepare_run
 
 
 def tiny_model() -> keras.Model:
@@ -93,6 +99,32 @@ def test_a_second_signal_forces_an_exit_at_once():
         reached.append("forced")
     # The forced exit used up the request: leaving the scope raises nothing more.
     assert reached == ["held", "forced"]
+    assert interrupt_was_forced()
+    with interrupts_between_batches():  # a new scope starts unforced
+        assert not interrupt_was_forced()
+
+
+class ForcedAmidScopes(keras.callbacks.Callback):
+    """Ctrl-C twice as batch 1 begins, the second landing as TensorFlow exits a device
+    scope: it then raises its scope error, not the KeyboardInterrupt."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 1:
+            signal.raise_signal(signal.SIGTERM)
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            except KeyboardInterrupt:
+                raise RuntimeError("Exiting device scope without proper scope nesting") from None
+
+
+def test_a_forced_exit_leaves_the_run_interrupted_whatever_error_it_raised(
+    monkeypatch, cifar_dir, tmp_path
+):
+    monkeypatch.setenv(DATA_DIR_ENV, str(cifar_dir))
+    run = prepare_run(config_from_dict(tiny_config(epochs=2, batch_size=8)), tmp_path)
+    with signals_as_interrupts(), pytest.raises(KeyboardInterrupt):
+        run.fit(callbacks=[ForcedAmidScopes()])
+    assert load_run(run.run_dir).status == "interrupted"
 
 
 def test_a_signal_after_the_last_batch_is_raised_when_the_scope_ends():

@@ -7,7 +7,8 @@ without proper scope nesting" instead: a traceback, not a cleanly stopped
 run. So within `interrupts_between_batches()` the first signal is only
 recorded, and `batch_end_callback()` raises it at the next batch's end (or
 the scope's end), where every scope is whole. A second signal raises at
-once, so a user can still force an exit.
+once, so a user can still force an exit; an error it leaves behind (that
+scope error) is still an interrupt to the run (`interrupt_was_forced`).
 
 Nothing here imports Keras at module level; the callback builds it when asked.
 """
@@ -25,6 +26,7 @@ class _Requests:
 
     deferring = 0
     pending: int | None = None
+    forced = False  # a second signal raised at once, inside a deferring scope
 
 
 def raise_as_interrupt(signum: int, frame: Any) -> None:
@@ -32,8 +34,15 @@ def raise_as_interrupt(signum: int, frame: Any) -> None:
     if _Requests.deferring and _Requests.pending is None:
         _Requests.pending = signum
         return
+    _Requests.forced = bool(_Requests.deferring)
     _Requests.pending = None
     raise KeyboardInterrupt
+
+
+def interrupt_was_forced() -> bool:
+    """Whether a second signal forced its way into the last deferring scope: whatever
+    error it ended with, the user stopped it."""
+    return _Requests.forced
 
 
 def raise_if_requested() -> None:
@@ -46,6 +55,8 @@ def raise_if_requested() -> None:
 @contextlib.contextmanager
 def interrupts_between_batches() -> Iterator[None]:
     """Within it, a signal waits for `raise_if_requested` (or the scope's end)."""
+    if not _Requests.deferring:
+        _Requests.forced = False
     _Requests.deferring += 1
     try:
         yield

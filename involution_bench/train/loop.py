@@ -54,7 +54,11 @@ from involution_bench.runs import (
     ensure_root,
     load_run,
 )
-from involution_bench.system.interrupts import batch_end_callback, interrupts_between_batches
+from involution_bench.system.interrupts import (
+    batch_end_callback,
+    interrupt_was_forced,
+    interrupts_between_batches,
+)
 from involution_bench.system.provenance import environment_info, now_iso, process_info
 from involution_bench.train.callbacks import EpochRecorder, log_hparams, tensorboard_callback
 from involution_bench.train.distribute import (
@@ -120,6 +124,9 @@ class PreparedRun:
             self._finish(RunStatus.interrupted)
             raise
         except Exception as exc:
+            if interrupt_was_forced():  # a second Ctrl-C, caught amid Keras' scopes
+                self._finish(RunStatus.interrupted)
+                raise KeyboardInterrupt from None
             self._finish(RunStatus.failed, error=describe_failure(exc))
             raise
         self._finish(RunStatus.completed)
@@ -165,6 +172,9 @@ class PreparedRun:
             self.writer.mark(RunStatus.interrupted)
             raise
         except Exception as exc:
+            if interrupt_was_forced():
+                self.writer.mark(RunStatus.interrupted)
+                raise KeyboardInterrupt from None
             self.writer.mark(RunStatus.failed, f"robustness: {describe_failure(exc)}")
             raise
         return RunStatus.completed, None
