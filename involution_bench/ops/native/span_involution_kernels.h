@@ -174,54 +174,77 @@ struct SpanGradScratch {
   KernelGradScratch<T> kernel;
   std::vector<T> dk;         // one image's kernel gradient, (H'*W', count)
   std::vector<Acc<T>> row;  // one position's, widened (bfloat16)
-  std::vector<Acc<T>> dw_rows;  // dw's sums, rows padded to whole vectors
 };
 
 // SpanKernelGradImage's sums for compile-time COUNT (K*K*G) and HIDDEN (R),
-// in float or double, from one image's kernel gradient dk (positions x COUNT):
-// each position's dk row in NV whole vectors (zero past COUNT), added to the
-// bias's sums in registers and, times h[p, r], to dw's rows in L1; dh[p] as
-// one vector of HIDDEN sums, sum over n of dk[p, n] times w's column n.
+// in float or double, from one image's kernel gradient dk (positions x COUNT,
+// with 16 vectors' slack after the last row), in two passes that keep their
+// sums in registers:
+// - dh[p] as one vector of HIDDEN sums, sum over n of dk[p, n] times w's
+//   column n, for kDhPositions positions side by side: one position's sums are
+//   a chain of COUNT dependent multiply-adds, which alone waits on each one's
+//   latency;
+// - dw's rows and the bias's sums, a few vectors of n at a time over every
+//   position: held in L1, each sum was a load and a store per position.
+// Each sum runs in the same order as a position-by-position loop would. The
+// two passes took the op to 0.84-0.92 of the one-pass form at RedNet's
+// layers (docs/benchmarks.md).
 template <int64_t COUNT, int64_t HIDDEN, typename A>
 void SpanParamsFixed(const Span<A>& span, const A* dk, const A* h, int64_t positions, A* dh,
-                     A* image_dw, A* image_dbias, std::vector<A>& dw_rows) {
+                     A* image_dw, A* image_dbias) {
   constexpr int64_t L = Vector<A>::kLanes;
   constexpr int64_t NV = (COUNT + L - 1) / L;
   using V = typename Vector<A>::type;
   using H = typename Vector<A, HIDDEN * int64_t(sizeof(A))>::type;
-  dw_rows.assign(HIDDEN * NV * L, A(0));
-  V bias_sums[NV] = {};
-  A row[NV * L] = {};
   const A* transposed = span.transposed.data();  // (COUNT, HIDDEN)
-  for (int64_t p = 0; p < positions; ++p) {
-    std::memcpy(row, dk + p * COUNT, COUNT * sizeof(A));
-    V d[NV];
-    std::memcpy(d, row, sizeof(d));
-    for (int64_t q = 0; q < NV; ++q) bias_sums[q] += d[q];
-    for (int64_t r = 0; r < HIDDEN; ++r) {
-      const A value = h[p * HIDDEN + r];
-      A* sums = dw_rows.data() + r * NV * L;
-      for (int64_t q = 0; q < NV; ++q) {
-        V sum;
-        std::memcpy(&sum, sums + q * L, sizeof(V));
-        sum += d[q] * value;
-        std::memcpy(sums + q * L, &sum, sizeof(V));
+  constexpr int64_t kDhPositions = 8;
+  int64_t p0 = 0;
+  for (; p0 + kDhPositions <= positions; p0 += kDhPositions) {
+    H gradients[kDhPositions] = {};
+    for (int64_t n = 0; n < COUNT; ++n) {
+      H column;
+      std::memcpy(&column, transposed + n * HIDDEN, sizeof(H));
+      for (int64_t q = 0; q < kDhPositions; ++q) {
+        gradients[q] += column * dk[(p0 + q) * COUNT + n];
       }
     }
+    std::memcpy(dh + p0 * HIDDEN, gradients, sizeof(gradients));
+  }
+  for (; p0 < positions; ++p0) {
     H gradient = {};
     for (int64_t n = 0; n < COUNT; ++n) {
       H column;
       std::memcpy(&column, transposed + n * HIDDEN, sizeof(H));
-      gradient += column * row[n];
+      gradient += column * dk[p0 * COUNT + n];
     }
-    std::memcpy(dh + p * HIDDEN, &gradient, sizeof(H));
+    std::memcpy(dh + p0 * HIDDEN, &gradient, sizeof(H));
   }
-  for (int64_t r = 0; r < HIDDEN; ++r) {
-    std::memcpy(image_dw + r * COUNT, dw_rows.data() + r * NV * L, COUNT * sizeof(A));
+  // dw and the bias, kChunk vectors of n at a time: HIDDEN * kChunk sums.
+  constexpr int64_t kChunk = std::max<int64_t>(1, std::min<int64_t>(NV, 16 / HIDDEN));
+  for (int64_t q0 = 0; q0 < NV; q0 += kChunk) {
+    V weight_sums[HIDDEN][kChunk] = {};
+    V bias_sums[kChunk] = {};
+    for (int64_t p = 0; p < positions; ++p) {
+      V d[kChunk];
+      // Lanes past COUNT read the next row (or the slack): their sums are dropped.
+      std::memcpy(d, dk + p * COUNT + q0 * L, sizeof(d));
+      for (int64_t q = 0; q < kChunk; ++q) bias_sums[q] += d[q];
+      for (int64_t r = 0; r < HIDDEN; ++r) {
+        const A value = h[p * HIDDEN + r];
+        for (int64_t q = 0; q < kChunk; ++q) weight_sums[r][q] += d[q] * value;
+      }
+    }
+    const int64_t first = q0 * L, stored = std::min(COUNT, (q0 + kChunk) * L) - first;
+    if (stored <= 0) continue;
+    for (int64_t r = 0; r < HIDDEN; ++r) {
+      A row[kChunk * L];
+      std::memcpy(row, weight_sums[r], sizeof(row));
+      std::memcpy(image_dw + r * COUNT + first, row, stored * sizeof(A));
+    }
+    A bias[kChunk * L];
+    std::memcpy(bias, bias_sums, sizeof(bias));
+    std::memcpy(image_dbias + first, bias, stored * sizeof(A));
   }
-  A bias[NV * L];
-  std::memcpy(bias, bias_sums, sizeof(bias));
-  std::memcpy(image_dbias, bias, COUNT * sizeof(A));
 }
 
 // The gradients of h (stored into dh), w and the bias (image b's sums, into
@@ -237,15 +260,15 @@ void SpanKernelGradImage(const Geometry& g, const Span<Acc<T>>& span, const T* d
   using A = Acc<T>;
   const int64_t hidden = span.hidden, count = span.count;
   const int64_t positions = g.out_height * g.out_width;
-  scratch.dk.resize(positions * count);
+  // Slack after the last row: SpanParamsFixed reads whole vectors past it.
+  scratch.dk.resize(positions * count + 16 * Vector<A>::kLanes);
   KernelGradImage<T, K, COLS>(g, dy, x, scratch.dk.data(), b, scratch.kernel, NoEpilogue(), b);
   const T* image_h = h + b * positions * hidden;
   T* image_dh = dh + b * positions * hidden;
   if constexpr (std::is_same_v<A, T>) {
     const bool fixed = WithSpanShape(count, hidden, [&](auto c, auto r) {
       SpanParamsFixed<decltype(c)::value, decltype(r)::value>(
-          span, scratch.dk.data(), image_h, positions, image_dh, image_dw, image_dbias,
-          scratch.dw_rows);
+          span, scratch.dk.data(), image_h, positions, image_dh, image_dw, image_dbias);
     });
     if (fixed) return;
   }
