@@ -678,6 +678,9 @@ template <typename T>
 struct KernelGradScratch {
   std::vector<Acc<T>> planes, upstream, block;
   std::vector<T> staging;  // a block of the result, in its own type
+  // The geometry whose padding planes and upstream hold as zeros: every image
+  // of it writes the same places, so the zeros are written once, not per image.
+  std::vector<int64_t> zeroed_for;
 };
 
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
@@ -690,7 +693,10 @@ struct NoEpilogue {
   void operator()(A*, const A*, int64_t, int64_t, int64_t, int64_t) const {}
 };
 
-template <typename T, int64_t K, int64_t COLS = kColumns, typename Epilogue = NoEpilogue>
+// kStaged: through a staging copy, for a result in memory; a result that
+// stays in cache (SpanKernelGradImage's) is stored directly.
+template <typename T, int64_t K, int64_t COLS = kColumns, typename Epilogue = NoEpilogue,
+          bool kStaged = true>
 void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t b,
                      KernelGradScratch<T>& scratch, const Epilogue& epilogue = Epilogue(),
                      int64_t first_image = 0) {
@@ -709,7 +715,13 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   // channels lie next to each other: far apart, at strides of 4 KiB, they
   // would compete for the same few L1 cache sets.
   const int64_t phase_stride = channels * columns;
-  planes.assign(rows * s * phase_stride, A(0));
+  const std::vector<int64_t> layout = {rows,      s,          phase_stride, channels, g.pad_top,
+                                       g.pad_left, g.height, g.width,      oh,       padded_ow};
+  if (scratch.zeroed_for != layout) {
+    planes.assign(rows * s * phase_stride, A(0));
+    upstream.assign(channels * oh * padded_ow, A(0));
+    scratch.zeroed_for = layout;
+  }
   for (int64_t y = 0; y < rows; ++y) {
     const int64_t source_y = y - g.pad_top;
     if (source_y < 0 || source_y >= g.height) continue;
@@ -727,7 +739,6 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
     }
   }
   // upstream[(i * channels + c) * padded_ow + j] = dy[b, i, j, c], in the same tiles.
-  upstream.assign(channels * oh * padded_ow, A(0));
   for (int64_t i = 0; i < oh; ++i) {
     const T* gradient_row = dy + (b * oh + i) * ow * channels;
     for (int64_t j0 = 0; j0 < ow; j0 += COLS) {
@@ -781,9 +792,13 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
       // The block's upstream values, channel c at c * padded_ow, and its place.
       epilogue.template operator()<COLS>(block, upstream.data() + i * channels * padded_ow,
                                          padded_ow, b, i, j0);
-      StoreTransposed<COLS>(block, count, width, staging);
-      std::memcpy(dk + (((b - first_image) * oh + i) * ow + j0) * count, staging,
-                  width * count * sizeof(T));
+      T* target = dk + (((b - first_image) * oh + i) * ow + j0) * count;
+      if constexpr (kStaged) {
+        StoreTransposed<COLS>(block, count, width, staging);
+        std::memcpy(target, staging, width * count * sizeof(T));
+      } else {
+        StoreTransposed<COLS>(block, count, width, target);
+      }
     }
   }
 }

@@ -262,7 +262,8 @@ void SpanKernelGradImage(const Geometry& g, const Span<Acc<T>>& span, const T* d
   const int64_t positions = g.out_height * g.out_width;
   // Slack after the last row: SpanParamsFixed reads whole vectors past it.
   scratch.dk.resize(positions * count + 16 * Vector<A>::kLanes);
-  KernelGradImage<T, K, COLS>(g, dy, x, scratch.dk.data(), b, scratch.kernel, NoEpilogue(), b);
+  KernelGradImage<T, K, COLS, NoEpilogue, false>(g, dy, x, scratch.dk.data(), b, scratch.kernel,
+                                                 NoEpilogue(), b);
   const T* image_h = h + b * positions * hidden;
   T* image_dh = dh + b * positions * hidden;
   if constexpr (std::is_same_v<A, T>) {
