@@ -21,6 +21,7 @@
 #define INVBENCH_INVOLUTION_KERNELS_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -680,7 +681,7 @@ struct KernelGradScratch {
   std::vector<T> staging;  // a block of the result, in its own type
   // The geometry whose padding planes and upstream hold as zeros: every image
   // of it writes the same places, so the zeros are written once, not per image.
-  std::vector<int64_t> zeroed_for;
+  std::array<int64_t, 10> zeroed_for = {};
 };
 
 // The channel-major copies hold Acc<T> (float for bfloat16): converted once
@@ -715,8 +716,8 @@ void KernelGradImage(const Geometry& g, const T* dy, const T* x, T* dk, int64_t 
   // channels lie next to each other: far apart, at strides of 4 KiB, they
   // would compete for the same few L1 cache sets.
   const int64_t phase_stride = channels * columns;
-  const std::vector<int64_t> layout = {rows,      s,          phase_stride, channels, g.pad_top,
-                                       g.pad_left, g.height, g.width,      oh,       padded_ow};
+  const std::array<int64_t, 10> layout = {rows,       s,        phase_stride, channels, g.pad_top,
+                                          g.pad_left, g.height, g.width,      oh,       padded_ow};
   if (scratch.zeroed_for != layout) {
     planes.assign(rows * s * phase_stride, A(0));
     upstream.assign(channels * oh * padded_ow, A(0));
