@@ -43,9 +43,13 @@ struct SerialChunks {
   }
 };
 
-// For each of kTerms terms, sums[t][c] += sum over rows of term(t, i) for the
-// elements i of channel c, for an array of `count` floats (a multiple of C).
-// The whole vectors go in chunks; the remainder (count % kNormLanes) last.
+// For each of kTerms terms, sums[t][c] += sum over rows of term(t, i, l) for
+// the elements i of channel c, l = i % kNormLanes being i's lane, for an array
+// of `count` floats (a multiple of C). The whole vectors go in chunks; the
+// remainder (count % kNormLanes) last. The lane is passed, not recomputed:
+// from i % kNormLanes the compiler could not tell that a vector's lanes are
+// 0 to 15, and the per-lane constants' loads cost the gradient 2 to 4 times
+// its time (docs/benchmarks.md).
 template <int kTerms, typename Term, typename ForChunks>
 inline void ChannelSums(int64_t count, int64_t channels, Term&& term, ForChunks&& for_chunks,
                         double (*sums)[kNormLanes]) {
@@ -59,7 +63,7 @@ inline void ChannelSums(int64_t count, int64_t channels, Term&& term, ForChunks&
       for (int64_t i = start; i < stop; i += kNormLanes) {
         for (int t = 0; t < kTerms; ++t) {
 #pragma omp simd
-          for (int64_t l = 0; l < kNormLanes; ++l) block[t][l] += term(t, i + l);
+          for (int64_t l = 0; l < kNormLanes; ++l) block[t][l] += term(t, i + l, l);
         }
       }
       std::memcpy(&partial[chunk * kTerms * kNormLanes], block, sizeof(block));
@@ -73,7 +77,9 @@ inline void ChannelSums(int64_t count, int64_t channels, Term&& term, ForChunks&
       }
     }
     for (int64_t l = 0; l < kNormLanes; ++l) sums[t][l % channels] += lanes[l];
-    for (int64_t i = whole; i < count; ++i) sums[t][i % channels] += term(t, i);  // whole rows
+    for (int64_t i = whole; i < count; ++i) {  // whole rows
+      sums[t][i % channels] += term(t, i, i % kNormLanes);
+    }
   }
 }
 
@@ -102,15 +108,16 @@ inline void NormTrainingForward(const float* x, int64_t count, int64_t channels,
                                 float* mean, float* variance, ForChunks&& for_chunks = {}) {
   const double rows = double(count / channels);
   double sums[1][kNormLanes] = {};
-  ChannelSums<1>(count, channels, [&](int, int64_t i) { return x[i]; }, for_chunks, sums);
+  ChannelSums<1>(
+      count, channels, [&](int, int64_t i, int64_t) { return x[i]; }, for_chunks, sums);
   float lane_mean[kNormLanes];
   for (int64_t c = 0; c < channels; ++c) mean[c] = float(sums[0][c] / rows);
   for (int64_t l = 0; l < kNormLanes; ++l) lane_mean[l] = mean[l % channels];
   double squares[1][kNormLanes] = {};
   ChannelSums<1>(
       count, channels,
-      [&](int, int64_t i) {
-        const float centred = x[i] - lane_mean[i % kNormLanes];
+      [&](int, int64_t i, int64_t l) {
+        const float centred = x[i] - lane_mean[l];
         return centred * centred;
       },
       for_chunks, squares);
@@ -151,8 +158,7 @@ inline void NormTrainingGrad(const float* dy, const float* x, int64_t count, int
   double sums[2][kNormLanes] = {};  // dy, then dy * xhat
   ChannelSums<2>(
       count, channels,
-      [&](int term, int64_t i) {
-        const int64_t l = i % kNormLanes;
+      [&](int term, int64_t i, int64_t l) {
         return term == 0 ? dy[i] : dy[i] * ((x[i] - lane_mean[l]) * lane_rstd[l]);
       },
       for_chunks, sums);
