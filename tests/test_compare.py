@@ -366,3 +366,26 @@ def test_the_columns_help_names_every_column_key():
     option = next(param for param in command.params if "--columns" in param.opts)
     named = {word.strip(" .") for word in option.help.split(":", 1)[1].split(",")}
     assert named == set(TERMINAL_COLUMNS)
+
+
+def test_the_comparison_bands_stay_in_range_and_a_loss_spike_takes_a_log_scale():
+    from involution_bench.analysis.plots import comparison_figure
+
+    def curves(first_val_loss):
+        return {
+            "loss": ([2.0, 1.0, 0.8], [0.5, 0.1, 0.1]),
+            "val_loss": ([first_val_loss, 1.2, 0.9], [90.0, 0.1, 0.1]),  # one seed's spike
+            "accuracy": ([0.3, 0.5, 0.6], [0.05, 0.05, 0.05]),
+            "val_accuracy": ([0.9, 0.95, 0.99], [0.2, 0.2, 0.2]),
+        }
+
+    spiked = comparison_figure(["inv"], [curves(56.0)])
+    loss_axes, accuracy_axes = spiked.axes[:2]
+    assert loss_axes.get_yscale() == "log" and accuracy_axes.get_yscale() == "linear"
+    for axes, (low, high) in ((loss_axes, (0.0, np.inf)), (accuracy_axes, (0.0, 1.0))):
+        bands = [path.vertices[:, 1] for band in axes.collections for path in band.get_paths()]
+        assert len(bands) == 2  # train and validation
+        assert all(np.all((band >= low) & (band <= high)) for band in bands)
+    assert max(band.max() for band in bands) == 1.0  # 0.99 + 0.2, cut at 1
+    calm = comparison_figure(["inv"], [curves(3.0)])
+    assert calm.axes[0].get_yscale() == "linear"

@@ -112,6 +112,7 @@ TENSORFLOW_FREE = (
     "involution_bench.analysis.tables",
     "involution_bench.analysis.listing",
     "involution_bench.analysis.plots",
+    "involution_bench.analysis.image_plots",
     "involution_bench.system.machine",
     "involution_bench.system.provenance",
     "involution_bench.robustness.suite",

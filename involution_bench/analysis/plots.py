@@ -1,7 +1,8 @@
-"""Matplotlib figures for runs: loss and accuracy panels, comparisons, trade-offs, kernel maps.
+"""Matplotlib figures for runs: loss and accuracy panels, comparisons and trade-offs.
 
 Figures are drawn with the object-oriented API (no pyplot state, no GUI
-backend) and written atomically.
+backend) and written atomically. Figures of images (the data grid, kernel maps,
+confusion matrices) are in `image_plots`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,24 @@ PANELS = {
     "loss": ("Loss", ("loss", "val_loss")),
     "accuracy": ("Accuracy", ("accuracy", "val_accuracy")),
 }
+# Where each panel's values can lie: a ±1 std band is cut to it (no loss is negative).
+METRIC_RANGE = {"loss": (0.0, np.inf), "accuracy": (0.0, 1.0)}
+# Loss curves spanning more than this factor take a log scale: one seed's first-epoch
+# spike would otherwise flatten every later epoch into the axis.
+LOG_LOSS_SPAN = 20.0
 SERIES_STYLE = {
     "loss": {"label": "train loss", "color": "tab:blue", "linestyle": "--"},
     "val_loss": {"label": "validation loss", "color": "tab:blue"},
     "accuracy": {"label": "train accuracy", "color": "tab:orange", "linestyle": "--"},
     "val_accuracy": {"label": "validation accuracy", "color": "tab:orange"},
 }
+
+
+def _scale_for(axes, metric: str, values: Sequence[float]) -> None:
+    """A log scale for loss curves that span more than LOG_LOSS_SPAN."""
+    positive = [value for value in values if value > 0]
+    if metric == "loss" and positive and max(positive) > LOG_LOSS_SPAN * min(positive):
+        axes.set_yscale("log")
 
 
 def history_figure(history: Mapping[str, Sequence[float]], metric: str, title: str) -> Figure:
@@ -38,6 +51,7 @@ def history_figure(history: Mapping[str, Sequence[float]], metric: str, title: s
         values = list(history.get(key, []))
         epochs = range(1, len(values) + 1)
         axes.plot(epochs, values, marker="o", markersize=3, **SERIES_STYLE[key])
+    _scale_for(axes, metric, [value for key in series for value in history.get(key, [])])
     axes.set_title(f"{label}: {title}")
     axes.set_xlabel("epoch")
     axes.set_ylabel(label.lower())
@@ -54,7 +68,8 @@ def comparison_figure(
     """The article's two panels with every run (or seed group) in its own colour.
 
     `curves[i][key]` is (mean, spread) per epoch for the history `key`; train
-    curves are dashed, validation solid, and a spread draws a shaded band.
+    curves are dashed, validation solid, and a spread draws a shaded band, cut to
+    the metric's range (METRIC_RANGE).
     """
     figure = Figure(figsize=(13, 5.2), layout="constrained")
     panels = figure.subplots(1, 2)
@@ -76,9 +91,10 @@ def comparison_figure(
                     label=f"{label}: {part}",
                 )
                 if any(spreads):
-                    low = [m - s for m, s in zip(means, spreads, strict=True)]
-                    high = [m + s for m, s in zip(means, spreads, strict=True)]
+                    low = np.clip(np.subtract(means, spreads), *METRIC_RANGE[metric])
+                    high = np.clip(np.add(means, spreads), *METRIC_RANGE[metric])
                     axes.fill_between(epochs, low, high, color=colour, alpha=0.18, linewidth=0)
+        _scale_for(axes, metric, [m for c in curves for key in keys for m in c[key][0]])
         axes.set_title(title)
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)
@@ -284,57 +300,3 @@ def _mean(value) -> float | None:
     if value is None:
         return None
     return float(getattr(value, "mean", value))
-
-
-def confusion_figure(
-    matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str
-) -> Figure:
-    """Counts of true (rows) against predicted (columns) classes, each row's share as colour."""
-    counts = np.asarray(matrix)
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure = Figure(figsize=(8.2, 7), layout="constrained")
-    axes = figure.add_subplot()
-    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ticks = range(len(class_names))
-    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
-    axes.set_yticks(ticks, class_names)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    axes.set_title(title)
-    for (row, column), count in np.ndenumerate(counts):
-        colour = "white" if shares[row, column] > 0.5 else "black"
-        axes.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
-    figure.colorbar(image, ax=axes, label="share of the true class", shrink=0.8)
-    return figure
-
-
-def kernel_figure(
-    images: Sequence, captions: Sequence[str], maps: Sequence[tuple[str, Sequence]]
-) -> Figure:
-    """One row per image: the image, then each layer's heat map (titled by `maps`)."""
-    rows, columns = len(images), 1 + len(maps)
-    figure = Figure(figsize=(2.1 * columns, 2.2 * rows), layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for row, (image, caption) in enumerate(zip(images, captions, strict=True)):
-        grid[row, 0].imshow(image)
-        grid[row, 0].set_title(caption, fontsize=9)
-        for column, (title, layer_maps) in enumerate(maps, start=1):
-            grid[row, column].imshow(layer_maps[row], cmap="viridis")
-            if row == 0:
-                grid[row, column].set_title(title, fontsize=9)
-    for axes in grid.flat:
-        axes.set_axis_off()
-    return figure
-
-
-def image_grid_figure(images: Sequence, captions: Sequence[str], columns: int = 5) -> Figure:
-    """The article's grid of training images titled by class."""
-    rows = -(-len(images) // columns)
-    figure = Figure(figsize=(2 * columns, 2.15 * rows), layout="constrained")
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for axes, image, caption in zip(grid.flat, images, captions, strict=False):
-        axes.imshow(image)
-        axes.set_title(caption, fontsize=10)
-    for axes in grid.flat:
-        axes.set_axis_off()
-    return figure

@@ -45,7 +45,8 @@ def data(
     ] = None,
 ) -> None:
     """Where a dataset comes from, and its images per split and class."""
-    from involution_bench.analysis.plots import image_grid_figure, save_figure
+    from involution_bench.analysis.image_plots import image_grid_figure
+    from involution_bench.analysis.plots import save_figure
     from involution_bench.config import DEFAULT_INPUT_SHAPE
     from involution_bench.data import DATASETS, class_counts, load_dataset
 

@@ -86,7 +86,8 @@ def kernels(
     weight on the centre) weigh, for the first test images."""
     loaded = [load_finished_epochs(run) for run in runs]
     load_tensorflow()
-    from involution_bench.analysis.plots import kernel_figure, png_bytes, save_figure
+    from involution_bench.analysis.image_plots import kernel_figure
+    from involution_bench.analysis.plots import png_bytes, save_figure
     from involution_bench.models.maps import kernel_maps, load_trained_model, mapped_layers
     from involution_bench.runs.dataset import run_data
 
@@ -135,7 +136,8 @@ def evaluate(
     speed."""
     loaded = load_finished_epochs(run)
     load_tensorflow()
-    from involution_bench.analysis.plots import confusion_figure, png_bytes
+    from involution_bench.analysis.image_plots import confusion_figure
+    from involution_bench.analysis.plots import png_bytes
     from involution_bench.train.evaluate import evaluate_run
 
     result = evaluate_run(loaded, checkpoint.value)
