@@ -369,7 +369,7 @@ def test_the_columns_help_names_every_column_key():
 
 
 def test_the_comparison_bands_stay_in_range_and_a_loss_spike_takes_a_log_scale():
-    from involution_bench.analysis.plots import comparison_figure
+    from involution_bench.analysis.plots import comparison_figure, history_figure
 
     def curves(first_val_loss):
         return {
@@ -389,3 +389,7 @@ def test_the_comparison_bands_stay_in_range_and_a_loss_spike_takes_a_log_scale()
     assert max(band.max() for band in bands) == 1.0  # 0.99 + 0.2, cut at 1
     calm = comparison_figure(["inv"], [curves(3.0)])
     assert calm.axes[0].get_yscale() == "linear"
+    history = {"loss": [2.0, 1.0, 0.8], "val_loss": [164.9, 5.8, 0.9]}  # one run's loss.png
+    assert history_figure(history, "loss", "inv").axes[0].get_yscale() == "log"
+    history["val_loss"][0] = 2.5
+    assert history_figure(history, "loss", "inv").axes[0].get_yscale() == "linear"
