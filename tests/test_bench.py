@@ -227,10 +227,45 @@ def test_cli_bench_model_table_pairs_configs_with_their_ratio(write_config):
     assert all(len(row["round_step_milliseconds"]) == 2 for row in rows)
 
 
+def test_bench_model_without_baselines_times_only_invbench_in_turns(monkeypatch, write_config):
+    """--no-baselines: one model per config, no speedup (nothing to set it against),
+    and the ratio between configs still printed."""
+    calls = []
+    real_step = keras.Model.train_on_batch
+
+    def counted(self, x, y):
+        calls.append(self.name)
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(keras.Model, "train_on_batch", counted)
+    first, second = tiny_config("first"), tiny_config("second")
+    second["model"]["layers"][0] = {"conv2d": {"filters": 3, "kernel_size": 3, "padding": "same"}}
+    timings = model_bench.bench_models(
+        [config_from_dict(first), config_from_dict(second)], 2, 1, baselines=False
+    )
+    assert [(timing.config, timing.variant, timing.speedup) for timing in timings] == [
+        ("first", "invbench", None),
+        ("second", "invbench", None),
+    ]
+    assert len(calls) == 2 * (1 + 2) and calls[:2] == ["first", "second"]  # in turns
+    assert model_bench.pair_ratios(timings)[0].config == "second"
+
+    path = write_config(first)
+    other = write_config(second, name="second.yaml")
+    arguments = ["bench", "model", "-c", str(path), "-c", str(other), "--repeats", "1"]
+    result = runner.invoke(app, [*arguments, "--no-baselines"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 2 and all("│ invbench │" in row and "│ —" in row for row in rows)
+    assert "baseline" not in result.stdout and "second against first: " in result.stdout
+    as_json = runner.invoke(app, [*arguments, "--no-baselines", "--json"])
+    assert [row["speedup"] for row in json.loads(as_json.stdout)] == [None, None]
+
+
 def test_the_model_table_fits_100_columns_without_cutting_a_name_or_a_number(
     monkeypatch, write_config
 ):
-    def timings(configs, steps, warmup=3, rounds=1):
+    def timings(configs, steps, warmup=3, rounds=1, baselines=True):
         rows = []
         for name, macs in [("resnet", 4_154_624), ("equal-attention", 4_068_608)]:
             for variant, step in [

@@ -42,7 +42,7 @@ class ModelTiming:
     step_milliseconds: float  # one training step at the config's batch size
     train_images_per_second: float
     inference_images_per_second: float
-    speedup: float  # the baseline's step time over this one's
+    speedup: float | None  # the baseline's step time over this one's; None when not timed
     macs_per_image: int  # forward multiply-adds (as `invbench info` counts them)
     # Training multiply-adds per second: forward plus the two backward passes
     # (input and weight gradients), about 3x the forward count, per image.
@@ -115,22 +115,29 @@ class _Prepared:
 
 
 def bench_models(
-    configs: Sequence[ExperimentConfig], steps: int = 10, warmup: int = 3, rounds: int = 1
+    configs: Sequence[ExperimentConfig],
+    steps: int = 10,
+    warmup: int = 3,
+    rounds: int = 1,
+    baselines: bool = True,
 ) -> list[ModelTiming]:
     """`bench_model` of several configs, every model of every config timed in turns
     (one step of each per turn), so that ratios between configs hold too; `rounds`
-    times `steps` turns, each round's medians kept, so a ratio's spread shows."""
+    times `steps` turns, each round's medians kept, so a ratio's spread shows.
+    Without `baselines`, only what invbench trains is built and timed: for ratios
+    between configs, several times faster where a baseline is slow (the
+    article's RedNet formulation takes about six of invbench's steps)."""
     prepared = []
     for config in configs:
         batch = config.train.batch_size
         rng = np.random.default_rng(config.seed)
         images = rng.random((batch, *config.model.input_shape), dtype=np.float32)
-        variants = model_variants(config)
+        variants = model_variants(config) if baselines else [("invbench", *invbench_model(config))]
         classes = variants[0][1].output_shape[-1]  # the dataset's classes, as the config says
         labels = rng.integers(0, classes, batch).astype(np.int32)
-        for index, (variant, model, jit) in enumerate(variants):
+        for variant, model, jit in variants:
             macs = total_macs(layer_costs(model))
-            compile_variant(model, config, jit, keras_own=index == 0)
+            compile_variant(model, config, jit, keras_own=variant != "invbench")
             prepared.append(_Prepared(config, variant, model, images, labels, macs))
     steps_of = {
         n: lambda p=p: p.model.train_on_batch(p.images, p.labels) for n, p in enumerate(prepared)
@@ -144,11 +151,13 @@ def bench_models(
         steps,
         warmup,
     )
-    baselines = {}  # each config's first variant
+    baseline_steps = {}  # each config's baseline variant, where timed
     results = []
     for n, item in enumerate(prepared):
         batch, step = item.config.train.batch_size, step_seconds[n]
-        baselines.setdefault(id(item.config), step)
+        if item.variant != "invbench":
+            baseline_steps[id(item.config)] = step
+        baseline = baseline_steps.get(id(item.config))
         results.append(
             ModelTiming(
                 config=item.config.name,
@@ -157,7 +166,7 @@ def bench_models(
                 step_milliseconds=step * 1e3,
                 train_images_per_second=batch / step,
                 inference_images_per_second=batch / infer_seconds[n],
-                speedup=baselines[id(item.config)] / step,
+                speedup=None if baseline is None else baseline / step,
                 macs_per_image=item.macs,
                 train_gmacs_per_second=TRAINING_MAC_FACTOR * item.macs * batch / step / 1e9,
                 round_step_milliseconds=tuple(one[n] * 1e3 for one in round_seconds),

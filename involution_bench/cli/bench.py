@@ -107,13 +107,22 @@ def bench_model(
     overrides: Overrides = None,
     repeats: Repeats = 10,
     rounds: Rounds = 1,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines",
+            help="Time each config's baseline too; without, only invbench's models "
+            "(faster, for ratios between configs).",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Training-step time and inference speed of configs' models against their baselines."""
     configs = load_configs_then_tensorflow(config, overrides)
     from involution_bench.bench import model as bench
 
-    timings = bench.bench_models(configs, repeats, rounds=rounds)  # every model in turns
+    # Every model in turns.
+    timings = bench.bench_models(configs, repeats, rounds=rounds, baselines=baselines)
     if as_json:
         echo_json(timings)
         return
@@ -147,7 +156,7 @@ def bench_model(
             "invbench" if timing.variant == "invbench" else "baseline",
             "on" if timing.jit_compile else "off",
             f"{timing.step_milliseconds:.1f}",
-            f"{timing.speedup:.2f}",
+            "—" if timing.speedup is None else f"{timing.speedup:.2f}",
             f"{timing.train_images_per_second:,.0f}",
             f"{timing.inference_images_per_second:,.0f}",
             f"{timing.macs_per_image:,}",
