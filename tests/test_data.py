@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 
@@ -11,7 +12,12 @@ from conftest import TEST_IMAGES, TRAIN_PER_BATCH, load_cifar10
 
 from involution_bench.data import DATA_DIR_ENV, resolve_data_dir
 from involution_bench.data import pipelines as pipeline_module
-from involution_bench.data.pipelines import evaluation_batch_size, make_datasets
+from involution_bench.data.pipelines import (
+    evaluation_batch_size,
+    image_batches,
+    make_datasets,
+    usable_cores,
+)
 from involution_bench.data.split import with_validation
 from involution_bench.errors import DataError
 
@@ -169,6 +175,34 @@ def test_validation_runs_in_evaluation_batches_with_the_same_metrics(cifar_dir, 
     scores = [model.evaluate(batches, verbose=0, return_dict=True) for batches in (small, one)]
     assert scores[0]["accuracy"] == scores[1]["accuracy"]
     assert np.isclose(scores[0]["loss"], scores[1]["loss"], rtol=1e-5)
+
+
+def test_passes_that_end_do_not_autotune_and_training_does(cifar_dir):
+    # Freeing an autotuned iterator waits on TensorFlow's tuning thread after a pass.
+    data = with_validation(load_cifar10(cifar_dir), "test", split_seed=0)
+    pipelines = make_datasets(data, batch_size=4, seed=3)
+    assert pipelines.validation.options().autotune.enabled is False
+    assert pipelines.train.options().autotune.enabled is not False
+    images = np.random.default_rng(0).random((5, 4, 4, 3), dtype=np.float32)
+    batches = image_batches(images, 2)
+    assert batches.options().autotune.enabled is False
+    out = [b.numpy() for b in batches]
+    assert [len(b) for b in out] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate(out), images)  # in order, unchanged
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_the_robustness_predict_gives_the_models_logits_in_order():
+    import keras
+
+    from involution_bench.robustness.run import model_predict
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    images = np.random.default_rng(1).random((300, 4, 4, 3), dtype=np.float32)
+    np.testing.assert_allclose(model_predict(model)(images), model(images), rtol=1e-5, atol=1e-6)
 
 
 def test_a_resumed_pipeline_gives_the_epochs_it_would_have(cifar_dir):

@@ -16,7 +16,7 @@ import numpy as np
 
 from involution_bench.analysis.plots import png_bytes
 from involution_bench.data import ImageData
-from involution_bench.data.pipelines import evaluation_batch_size
+from involution_bench.data.pipelines import evaluation_batch_size, image_batches
 from involution_bench.errors import RunError
 from involution_bench.models import load_saved_model
 from involution_bench.robustness.figures import reliability_figure, robustness_figure
@@ -33,16 +33,13 @@ CHECKPOINTS = {"best": BEST_MODEL_FILE, "last": MODEL_FILE}
 
 def model_predict(model) -> Any:
     """Logits for float32 images, in batches, without Keras' progress bar; a signal
-    stops it between batches."""
+    stops it between batches. The batches come untuned (`image_batches`): Keras' own
+    array pipeline stalls after some passes, and the suite makes dozens of them."""
 
     def predict(images: np.ndarray) -> np.ndarray:
+        batches = image_batches(images, evaluation_batch_size(images.shape[1:]))
         with interrupts_between_batches():
-            return model.predict(
-                images,
-                batch_size=evaluation_batch_size(images.shape[1:]),
-                verbose=0,
-                callbacks=[batch_end_callback()],
-            )
+            return model.predict(batches, verbose=0, callbacks=[batch_end_callback()])
 
     return predict
 
